@@ -1,0 +1,1 @@
+"""Data: record formats and validation (records.py), tiny demo models (tiny.py), data preparation (prepare.py)."""
