@@ -1,0 +1,238 @@
+"""
+GRPO, written out by hand: group advantages, memory-lean per-token log-probs, the clipped policy
+loss with k3 KL, and the FSDP2 plumbing a trainer needs around them.
+
+    from grpo import group_advantages, token_logprobs, grpo_loss
+    A = group_advantages(rewards, group_size=K)                         # (N,)
+    logp = token_logprobs(logits[:, :-1], input_ids[:, 1:])             # (B, T-1) fp32
+    loss, stats = grpo_loss(logp, old_logp, ref_logp, A, mask, num_tokens=global_tokens)
+
+Decisions:
+1. Advantages (SPEC §1.4): A = (r - mean) / (std + eps) per group of K with the *unbiased* std, as
+   the authors' release; `scale="none"` is Dr.GRPO's r - mean. A group whose rewards are all equal
+   (or a group of one) carries no preference and gets exactly 0, never NaN.
+2. Log-probs never materialise a (B, T, V) fp32 log-softmax: rows are processed in chunks, each
+   upcast to fp32 on its own (bf16 log_softmax is unstable; per-chunk fp32 is exact to fp32). A
+   custom autograd Function saves only the (rows,) log-sum-exp and recomputes the softmax chunk by
+   chunk in backward, so training memory is the logits' own gradient plus one fp32 chunk.
+3. Loss (SPEC §1.5): ratio = exp(logp - old_logp); -min(ratio A, clip(ratio, 1-eps_low, 1+eps_high) A)
+   plus beta * k3 KL, k3 = exp(ref - logp) - (ref - logp) - 1 (Schulman's unbiased, positive estimator).
+4. Aggregation `token-mean` divides the token sum by `num_tokens`, the response-token count of the
+   *global* batch (all ranks, all micro-batches): summing micro-batch gradients then gives exactly the
+   full-batch gradient, whatever the world size or micro-batch split. FSDP averages gradients over
+   ranks, so a trainer multiplies each rank's loss by the world size (see lrpo.py).
+5. FSDP2 only (`fully_shard` on each decoder layer, then the root); FSDP1 segfaults on the full state
+   dict path (SPEC §7). Generation runs inside `unsharded(model)`: with every parameter gathered and
+   reshard-after-forward off, a forward pass issues no collective, so ranks may stop generating at
+   different lengths without deadlocking.
+"""
+import contextlib
+
+import torch
+import torch.distributed as dist
+
+LOSS_AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+
+
+# ----------------------------------------------------------------------------- advantages
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group",
+                     eps: float = 1e-6) -> torch.Tensor:
+    """Group-normalised advantages (SPEC §1.4).
+
+    rewards: (N,) in group-major order, N = prompts * group_size  ->  (N,) float32
+    """
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be 1-D (N,), got shape {tuple(rewards.shape)}")
+    if group_size < 1 or rewards.numel() % group_size != 0:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    if not torch.isfinite(rewards).all():
+        raise ValueError(f"rewards contain non-finite values: {rewards.tolist()}")
+    if scale not in ("group", "none"):
+        raise ValueError(f"scale must be 'group' or 'none', got {scale!r}")
+    r = rewards.float().view(-1, group_size)                        # (P, K)
+    centred = r - r.mean(dim=1, keepdim=True)
+    # An all-equal group has r - mean == 0 up to rounding; force it to exactly 0.
+    flat = (r == r[:, :1]).all(dim=1, keepdim=True)                 # (P, 1)
+    centred = centred.masked_fill(flat, 0.0)
+    if scale == "group" and group_size > 1:
+        centred = centred / (r.std(dim=1, unbiased=True, keepdim=True) + eps)
+    return centred.view(-1)
+
+
+# ----------------------------------------------------------------------------- log-probs
+
+class _ChunkedLogprob(torch.autograd.Function):
+    """logp[i] = x[i, y[i]] / T - logsumexp(x[i] / T), computed `chunk` rows at a time."""
+
+    @staticmethod
+    def forward(ctx, logits, targets, temperature, chunk):
+        # logits (R, V) any float dtype, targets (R,) int64 -> logp (R,) fp32
+        R = logits.shape[0]
+        logp = torch.empty(R, dtype=torch.float32, device=logits.device)
+        lse = torch.empty(R, dtype=torch.float32, device=logits.device)
+        for s in range(0, R, chunk):
+            x = logits[s:s + chunk].float()                         # (c, V) fp32, one chunk only
+            if temperature != 1.0:
+                x = x / temperature
+            y = targets[s:s + chunk, None]                          # (c, 1)
+            logp[s:s + chunk] = torch.log_softmax(x, dim=-1).gather(1, y).squeeze(1)
+            lse[s:s + chunk] = x.gather(1, y).squeeze(1) - logp[s:s + chunk]
+        ctx.save_for_backward(logits, targets, lse)
+        ctx.temperature, ctx.chunk = temperature, chunk
+        return logp
+
+    @staticmethod
+    def backward(ctx, grad_logp):
+        # d logp[i] / d x[i, v] = (1[v == y_i] - softmax(x[i] / T)_v) / T
+        logits, targets, lse = ctx.saved_tensors
+        T, chunk = ctx.temperature, ctx.chunk
+        grad = torch.empty_like(logits)                             # (R, V) in the logits' dtype
+        for s in range(0, logits.shape[0], chunk):
+            x = logits[s:s + chunk].to(torch.float32, copy=True)    # (c, V), safe to edit in place
+            if T != 1.0:
+                x.div_(T)
+            g = grad_logp[s:s + chunk, None].float()                # (c, 1)
+            p = torch.exp_(x.sub_(lse[s:s + chunk, None])).mul_(-g)  # -g * softmax, in place
+            p.scatter_add_(1, targets[s:s + chunk, None], g)
+            grad[s:s + chunk] = p.div_(T) if T != 1.0 else p
+        return grad, None, None, None
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0,
+                   chunk_rows: int = 1024) -> torch.Tensor:
+    """Log-probability of each target token, without a (B, T, V) fp32 intermediate.
+
+    logits: (B, T, V) fp32 or bf16; targets: (B, T) int  ->  (B, T) fp32
+    """
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree")
+    B, T, V = logits.shape
+    flat = logits.reshape(B * T, V)
+    if not flat.is_contiguous():
+        flat = flat.contiguous()
+    logp = _ChunkedLogprob.apply(flat, targets.reshape(-1).long(), float(temperature), chunk_rows)
+    return logp.view(B, T)
+
+
+# ----------------------------------------------------------------------------- loss
+
+def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
+              advantages: torch.Tensor, mask: torch.Tensor, clip_low: float = 0.2,
+              clip_high: float = 0.2, beta: float = 0.001, agg: str = "token-mean",
+              num_tokens: float | None = None, num_seqs: float | None = None,
+              max_len: int | None = None) -> tuple[torch.Tensor, dict]:
+    """Clipped GRPO surrogate plus k3 KL, aggregated over response tokens (SPEC §1.5).
+
+    logp, old_logp, ref_logp, mask: (B, T); advantages: (B,)  ->  loss (), stats {str: float}
+    old_logp=None means on-policy (old_logp = logp.detach()). ref_logp=None or beta=0 skips KL.
+    num_tokens: response tokens of the global batch (token-mean); num_seqs: sequences of the global
+    batch (the seq-mean aggregations); max_len: Dr.GRPO's constant length normaliser. Each defaults
+    to this call's own count, which is right only when the whole batch is in this call.
+    """
+    if agg not in LOSS_AGGS:
+        raise ValueError(f"agg must be one of {LOSS_AGGS}, got {agg!r}")
+    mask = mask.to(logp.dtype)
+    if old_logp is None:
+        old_logp = logp.detach()
+    A = advantages.to(logp.dtype)[:, None]                          # (B, 1)
+    ratio = torch.exp(logp - old_logp)                              # (B, T)
+    surr = ratio * A
+    surr_clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high) * A
+    per_token = -torch.minimum(surr, surr_clipped)                  # (B, T)
+    use_kl = ref_logp is not None and beta > 0
+    if use_kl:
+        d = ref_logp - logp
+        kl = torch.exp(d) - d - 1.0                                 # k3, >= 0
+        per_token = per_token + beta * kl
+
+    B, T = logp.shape
+    if agg == "token-mean":
+        n = mask.sum() if num_tokens is None else num_tokens
+        loss = (per_token * mask).sum() / max(float(n), 1.0)
+    else:
+        n_seq = B if num_seqs is None else num_seqs
+        seq_sum = (per_token * mask).sum(dim=1)                     # (B,)
+        if agg == "seq-mean-token-mean":
+            seq = seq_sum / mask.sum(dim=1).clamp(min=1.0)
+        else:                                                       # Dr.GRPO: constant length
+            seq = seq_sum / float(T if max_len is None else max_len)
+        loss = seq.sum() / max(float(n_seq), 1.0)
+
+    with torch.no_grad():
+        count = mask.sum().clamp(min=1.0)
+        clipped = (surr_clipped < surr).to(mask.dtype)              # the clipped side was taken
+        stats = {"ratio": float((ratio * mask).sum() / count),
+                 "clip_frac": float((clipped * mask).sum() / count),
+                 "kl": float((kl * mask).sum() / count) if use_kl else 0.0,
+                 "tokens": float(mask.sum())}
+    return loss, stats
+
+
+# ----------------------------------------------------------------------------- FSDP2
+
+def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated blocks of a Hugging Face model: modules whose class is in `_no_split_modules`."""
+    names = set(getattr(model, "_no_split_modules", None) or [])
+    layers = [m for m in model.modules() if type(m).__name__ in names]
+    if not layers:
+        raise ValueError(f"{type(model).__name__} declares no _no_split_modules; cannot find its layers")
+    return layers
+
+
+def shard_model(model: torch.nn.Module, mixed_precision: bool = False) -> torch.nn.Module:
+    """fully_shard each decoder layer, then the root (the PyTorch FSDP2 example's recipe).
+
+    mixed_precision: bf16 parameters in forward/backward, fp32 gradient reduction.
+    """
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    kw = {}
+    if mixed_precision:
+        kw["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    for layer in decoder_layers(model):
+        fully_shard(layer, **kw)
+    fully_shard(model, **kw)
+    return model
+
+
+def full_state_dict(model: torch.nn.Module) -> dict:
+    """Rank 0: the full, unsharded state dict on CPU (what save_pretrained writes); others: {}.
+
+    Collective under FSDP: every rank must call it. A plain module returns its own state dict.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.fsdp import FSDPModule
+
+    if not isinstance(model, FSDPModule):
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=options)
+
+
+@contextlib.contextmanager
+def unsharded(model: torch.nn.Module):
+    """Gather every FSDP2 parameter for the duration of the block (generation), then reshard.
+
+    On exit the reshard-after-forward settings are those `shard_model` gives: every layer reshards
+    after forward, the root does not (FSDP2's own default for the root). A plain module passes through.
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    modules = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    for m in modules:
+        m.set_reshard_after_forward(False, recurse=False)
+        m.unshard()
+    try:
+        yield model
+    finally:
+        for m in modules:
+            m.set_reshard_after_forward(m is not model, recurse=False)
+            m.reshard()
+
+
+def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over ranks in place when torch.distributed is up; identity otherwise."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+    return x
