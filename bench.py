@@ -121,8 +121,232 @@ def bench_logprobs(R: int = 8192, V: int = 32768):
     print("forward+backward includes the logits' own gradient (one logits-sized tensor) in both columns.")
 
 
+def _reward_inputs(n: int, K: int = 8, chars: int = 200):
+    """n rollouts in groups of K: each group shares one item's reference; each rollout is that
+    item in a random router language, repeated and cut to `chars` characters."""
+    import random
+    from calibrate import load_parallel
+    from reward import LANGUAGES
+    records = load_parallel("data/sample/parallel.jsonl", LANGUAGES)
+    items: dict[str, dict[str, str]] = {}
+    for r in records:
+        items.setdefault(r["id"], {})[r["lang"]] = r["text"]
+    ids, rng = sorted(items), random.Random(0)
+    responses, refs, ref_langs, targets = [], [], [], []
+    for g in range(n // K):
+        texts = items[ids[g % len(ids)]]
+        ref_lang = rng.choice(sorted(texts))
+        for _ in range(K):
+            lang = rng.choice(sorted(texts))
+            responses.append(((texts[lang] + " ") * (chars // len(texts[lang]) + 1))[:chars])
+            refs.append(texts[ref_lang])
+            ref_langs.append(ref_lang)
+            targets.append(lang)
+    return records, responses, refs, ref_langs, targets
+
+
+def bench_reward(n: int = 512):
+    """compute_rewards throughput on CPU with the tiny encoder, split into its stages."""
+    import tempfile
+    from calibrate import build_table, calibrate
+    from data.tiny import build_tiny
+    from reward import Encoder, compute_rewards, detect_language
+    records, responses, refs, ref_langs, targets = _reward_inputs(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder = Encoder(build_tiny(tmp)["encoder"])
+    calib = build_table(records, encoder)
+    sim = encoder.similarity(responses, refs)
+    stages = {
+        "encoder (similarity)": lambda: encoder.similarity(responses, refs),
+        "language ID (gate)": lambda: [detect_language(y) for y in responses],
+        "calibration (mean)": lambda: calibrate(sim, ref_langs, targets, calib, "mean"),
+        "compute_rewards (all)": lambda: compute_rewards(responses, refs, ref_langs, targets,
+                                                         encoder, calib, "mean"),
+    }
+    for fn in stages.values():                                      # warm-up
+        fn()
+    runs = {name: [] for name in stages}
+    for _ in range(5):        # interleaved rounds: load from other processes hits every stage alike
+        for name, fn in stages.items():
+            t0 = time.perf_counter()
+            fn()
+            runs[name].append(time.perf_counter() - t0)
+    times = {name: sorted(ts)[len(ts) // 2] for name, ts in runs.items()}
+    total = times["compute_rewards (all)"]
+    rows = [{"stage": name, f"ms per {n} rollouts": f"{t * 1e3:.1f}", "rollouts/s": f"{n / t:,.0f}",
+             "share of compute_rewards": f"{t / total:.0%}"} for name, t in times.items()]
+    chars = sum(map(len, responses)) / len(responses)
+    tokens = sorted(map(len, encoder.tokenizer(responses)["input_ids"]))
+    print(f"{n} responses of {chars:.0f} characters ({tokens[n // 2]} tokens median, {tokens[-1]} max), "
+          f"groups of 8 sharing a reference; tiny ModernBERT "
+          f"(hidden {encoder.dim}, {encoder.model.config.num_hidden_layers} layers), "
+          f"{torch.get_num_threads()} torch threads; median of 5 interleaved rounds; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(table(rows))
+
+
+KERNEL_CLIP, KERNEL_BETA, KERNEL_K = 0.2, 0.001, 8        # SPEC §2 defaults: clip 0.2/0.2, k3 beta, K
+
+
+def _kernel_inputs(N: int, V: int, T: int, dtype, device: str) -> dict:
+    """A GRPO micro-batch of N = B * T tokens: logits (B, T, V), groups of K = 8 rollouts, response
+    lengths in [T/2, T], old/ref log-probs within ~0.1 nats of the policy's (so some ratios clip)."""
+    from grpo import token_logprobs
+    torch.manual_seed(0)
+    B = N // T
+    logits = 2 * torch.randn(B, T, V, device=device, dtype=dtype)
+    targets = torch.randint(0, V, (B, T), device=device)
+    lengths = torch.randint(T // 2, T + 1, (B,), device=device)
+    mask = torch.arange(T, device=device)[None] < lengths[:, None]                     # (B, T)
+    with torch.no_grad():
+        true = token_logprobs(logits, targets)
+    return {"logits": logits, "targets": targets, "mask": mask, "rewards": torch.rand(B, device=device),
+            "old": true + 0.1 * torch.randn_like(true), "ref": true + 0.1 * torch.randn_like(true),
+            "n": float(mask.sum())}
+
+
+def _kernel_paths(cuda: bool) -> dict:
+    """name -> make(x, d): returns a closure that runs forward + backward of the token-mean GRPO
+    loss on the logits x (a leaf) and returns d loss / d x. Set-up (Liger's buffer) is in make."""
+    from grpo import group_advantages, grpo_loss, token_logprobs
+    from kernels import fused_grpo_loss, grpo_loss_reference
+    K, c, beta = KERNEL_K, KERNEL_CLIP, KERNEL_BETA
+
+    def eager(x, d):
+        def run():
+            loss, _, _ = grpo_loss_reference(x, d["targets"], d["rewards"], d["mask"], K, d["old"],
+                                             d["ref"], clip_low=c, clip_high=c, beta=beta)
+            return torch.autograd.grad(loss.sum() / d["n"], x)[0]
+        return run
+
+    def chunked(x, d):
+        def run():
+            logp = token_logprobs(x, d["targets"])
+            A = group_advantages(d["rewards"], K)
+            loss, _ = grpo_loss(logp, d["old"], d["ref"], A, d["mask"], clip_low=c, clip_high=c,
+                                beta=beta, agg="token-mean", num_tokens=d["n"])
+            return torch.autograd.grad(loss, x)[0]
+        return run
+
+    def fused(x, d, inplace=False):
+        def run():
+            loss, _, _ = fused_grpo_loss(x, d["targets"], d["rewards"], d["mask"], K, d["old"],
+                                         d["ref"], clip_low=c, clip_high=c, beta=beta,
+                                         inplace=inplace)
+            return torch.autograd.grad(loss.sum() / d["n"], x)[0]
+        return run
+
+    def liger(x, d):
+        from liger_kernel.transformers.grpo_loss import triton_grpo_loss
+        B, T, V = x.shape                                  # Liger takes (B, T + 1, V) logits
+        xl = torch.zeros(B, T + 1, V, device=x.device, dtype=x.dtype)
+        xl[:, :-1] = x.detach()
+        xl.requires_grad_()
+        mask = d["mask"].int()
+
+        def run():
+            A = group_advantages(d["rewards"], K)
+            loss, _, _ = triton_grpo_loss(xl, d["old"], d["ref"], d["targets"], A, mask,
+                                          temperature=1.0, beta=beta, eps_low=c, eps_high=c,
+                                          inplace=False, reduce=False)
+            return torch.autograd.grad(loss.sum() / d["n"], xl)[0][:, :-1]
+        return run
+
+    paths = {"eager PyTorch (log_softmax + gather)": eager, "chunked grpo.token_logprobs": chunked}
+    if cuda:
+        paths["Liger-Kernel triton_grpo_loss"] = liger
+        paths["fused Triton (ours)"] = fused
+        paths["fused Triton (ours), in-place grad"] = lambda x, d: fused(x, d, inplace=True)
+    return paths
+
+
+def _max_rel_diff(grad: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |grad - ref| / max |ref| over (B, T, V), one sequence at a time (no fp32 full copy)."""
+    grad, ref = grad.detach(), ref.detach()
+    diff = max(float((g.float() - r.float()).abs().max()) for g, r in zip(grad, ref))
+    return diff / max(float(r.float().abs().max()) for r in ref)
+
+
+def _kernel_cpu_child(q, name: str, N: int, V: int, T: int):
+    d = _kernel_inputs(N, V, T, torch.float32, "cpu")
+    x = d["logits"].requires_grad_()
+    run = _kernel_paths(cuda=False)[name](x, d)
+    base = reset_peak_rss()
+    run()
+    q.put(peak_rss_since_reset() - base)
+
+
+def _kernel_gpu_table(N: int, V: int, T: int = 1024) -> None:
+    """One (B*T, V) bf16 shape on CUDA: median ms (do_bench), peak extra memory, bandwidth."""
+    import triton.testing
+    d = _kernel_inputs(N, V, T, torch.bfloat16, "cuda")
+    x = d["logits"].requires_grad_()
+    nbytes = x.numel() * x.element_size()
+    src, dst = torch.empty_like(x), torch.empty_like(x)
+    copy_bw = 2 * nbytes / (triton.testing.do_bench(lambda: dst.copy_(src), return_mode="median") / 1e3)
+    del src, dst
+    rows, ref, t_eager = [], None, None
+    for name, make in _kernel_paths(cuda=True).items():   # in-place last: it overwrites x
+        try:
+            run = make(x, d)
+        except ImportError as e:
+            print(f"{name}: skipped, not importable ({e})")
+            continue
+        torch.cuda.synchronize(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        grad = run()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+        ref = grad if ref is None else ref                 # the first path (eager) is the reference
+        err = _max_rel_diff(grad, ref)
+        del grad
+        ms = triton.testing.do_bench(run, warmup=100, rep=1000, return_mode="median")
+        t_eager = t_eager or ms
+        passes = ms / 1e3 * copy_bw / nbytes               # logits-sized passes at copy speed
+        rows.append({"path": name, "fwd+bwd ms": f"{ms:.2f}", "speed-up vs eager": f"{t_eager / ms:.2f}x",
+                     "peak extra / logits": f"{peak / nbytes:.2f}x", "copy-speed passes": f"{passes:.2f}",
+                     "of 3-pass floor": f"{3 / passes:.0%}", "max rel grad diff": f"{err:.1e}"})
+    print(f"\n(B*T, V) = ({N}, {V}) bf16 as (B, T, V) = ({N // T}, {T}, {V}), K = {KERNEL_K}; "
+          f"logits {nbytes / 2**30:.2f} GiB; device-to-device copy {copy_bw / 1e9:.0f} GB/s (measured now)")
+    print(table(rows))
+
+
+def bench_kernel(N: int = 2048, V: int = 32768, T: int = 256):
+    """Fused GRPO loss kernel vs eager PyTorch, grpo.py's chunked path and Liger-Kernel (CUDA);
+    on CPU the two torch paths only."""
+    if torch.cuda.is_available():
+        for shape in ((8192, 32768), (16384, 151936)):
+            _kernel_gpu_table(*shape)
+        print("\nforward+backward of the token-mean loss incl. advantages and the logits' gradient; "
+              "copy-speed passes = time x copy bandwidth / logits bytes (fused floor: 3); "
+              "max rel grad diff = max |grad - grad_eager| / max |grad_eager|.")
+        return
+    d = _kernel_inputs(N, V, T, torch.float32, "cpu")
+    x = d["logits"].requires_grad_()
+    rows, ref, t_eager = [], None, None
+    for name, make in _kernel_paths(cuda=False).items():
+        run = make(x, d)
+        grad = run()
+        ref = grad if ref is None else ref
+        t = median_time(run, repeat=3)
+        t_eager = t_eager or t
+        mib = peak_rss_in_child(_kernel_cpu_child, name, N, V, T)
+        rows.append({"path": name, "fwd+bwd ms": f"{t * 1e3:.0f}", "speed-up vs eager": f"{t_eager / t:.2f}x",
+                     "peak extra MiB": f"{mib:.0f}",
+                     "peak extra / logits": f"{mib * 2**20 / (N * V * 4):.2f}x",
+                     "max rel grad diff": f"{_max_rel_diff(grad, ref):.1e}"})
+    print(f"(B*T, V) = ({N}, {V}) fp32 as (B, T, V) = ({N // T}, {T}, {V}), K = {KERNEL_K}; logits "
+          f"{N * V * 4 / 2**20:.0f} MiB; {torch.get_num_threads()} threads; median of 3; peak extra = "
+          "resident-memory high-water mark above the inputs, in a fresh process")
+    print(table(rows))
+    print("fused Triton kernel: not timed, its timing needs a GPU (on CPU Triton only interprets); "
+          "run `python bench.py kernel` on a CUDA machine for the full comparison.")
+
+
 # --- dispatch: each subcommand is a function above this line, registered here ---
 SUBCOMMANDS = {
+    "kernel": bench_kernel,
+    "reward": bench_reward,
     "logprobs": bench_logprobs,
 }
 

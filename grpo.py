@@ -130,8 +130,6 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch
     batch (the seq-mean aggregations); max_len: Dr.GRPO's constant length normaliser. Each defaults
     to this call's own count, which is right only when the whole batch is in this call.
     """
-    if agg not in LOSS_AGGS:
-        raise ValueError(f"agg must be one of {LOSS_AGGS}, got {agg!r}")
     mask = mask.to(logp.dtype)
     if old_logp is None:
         old_logp = logp.detach()
@@ -146,19 +144,7 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch
         kl = torch.exp(d) - d - 1.0                                 # k3, >= 0
         per_token = per_token + beta * kl
 
-    B, T = logp.shape
-    if agg == "token-mean":
-        n = mask.sum() if num_tokens is None else num_tokens
-        loss = (per_token * mask).sum() / max(float(n), 1.0)
-    else:
-        n_seq = B if num_seqs is None else num_seqs
-        seq_sum = (per_token * mask).sum(dim=1)                     # (B,)
-        if agg == "seq-mean-token-mean":
-            seq = seq_sum / mask.sum(dim=1).clamp(min=1.0)
-        else:                                                       # Dr.GRPO: constant length
-            seq = seq_sum / float(T if max_len is None else max_len)
-        loss = seq.sum() / max(float(n_seq), 1.0)
-
+    loss = aggregate(per_token, mask, agg, num_tokens, num_seqs, max_len)
     with torch.no_grad():
         count = mask.sum().clamp(min=1.0)
         clipped = (surr_clipped < surr).to(mask.dtype)              # the clipped side was taken
@@ -167,6 +153,54 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch
                  "kl": float((kl * mask).sum() / count) if use_kl else 0.0,
                  "tokens": float(mask.sum())}
     return loss, stats
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, agg: str = "token-mean",
+              num_tokens: float | None = None, num_seqs: float | None = None,
+              max_len: int | None = None) -> torch.Tensor:
+    """Per-token losses (B, T) to one scalar (SPEC §1.5); counts default to this call's own."""
+    if agg not in LOSS_AGGS:
+        raise ValueError(f"agg must be one of {LOSS_AGGS}, got {agg!r}")
+    B, T = per_token.shape
+    mask = mask.to(per_token.dtype)
+    if agg == "token-mean":
+        n = mask.sum() if num_tokens is None else num_tokens
+        return (per_token * mask).sum() / max(float(n), 1.0)
+    seq_sum = (per_token * mask).sum(dim=1)                         # (B,)
+    if agg == "seq-mean-token-mean":
+        seq = seq_sum / mask.sum(dim=1).clamp(min=1.0)
+    else:                                                           # Dr.GRPO: a constant length
+        seq = seq_sum / float(T if max_len is None else max_len)
+    return seq.sum() / max(float(B if num_seqs is None else num_seqs), 1.0)
+
+
+def policy_loss(logits: torch.Tensor, targets: torch.Tensor, rewards: torch.Tensor,
+                mask: torch.Tensor, group_size: int, old_logp: torch.Tensor | None = None,
+                ref_logp: torch.Tensor | None = None, *, temperature: float = 1.0,
+                scale: str = "group", kernel: str = "torch", **loss_kw) -> tuple[torch.Tensor, dict]:
+    """Rewards and logits to the aggregated GRPO loss, by either path; rows hold whole groups.
+
+    logits (B, T, V), targets / mask / old_logp / ref_logp (B, T), rewards (B,) -> loss (), stats.
+    kernel="torch": group_advantages + token_logprobs + grpo_loss. kernel="triton": the fused
+    kernel of kernels/ (one pass over the logits forward, one backward), the same numbers.
+    `loss_kw` are grpo_loss's clip_low, clip_high, beta, agg, num_tokens, num_seqs, max_len.
+    """
+    if kernel == "torch":
+        A = group_advantages(rewards, group_size, scale)
+        logp = token_logprobs(logits, targets, temperature)
+        return grpo_loss(logp, old_logp, ref_logp, A, mask, **loss_kw)
+    if kernel != "triton":
+        raise ValueError(f"kernel must be 'torch' or 'triton', got {kernel!r}")
+    from kernels import fused_grpo_loss
+
+    beta = loss_kw.get("beta", 0.001) if ref_logp is not None else 0.0
+    token_loss, logp, A = fused_grpo_loss(
+        logits, targets, rewards, mask, group_size, old_logp=old_logp, ref_logp=ref_logp,
+        clip_low=loss_kw.get("clip_low", 0.2), clip_high=loss_kw.get("clip_high", 0.2), beta=beta,
+        temperature=temperature, scale=scale)
+    agg_kw = {k: v for k, v in loss_kw.items() if k in ("agg", "num_tokens", "num_seqs", "max_len")}
+    _, stats = grpo_loss(logp.detach(), old_logp, ref_logp, A, mask, **loss_kw)  # same stats
+    return aggregate(token_loss, mask, **agg_kw), stats
 
 
 # ----------------------------------------------------------------------------- FSDP2

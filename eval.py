@@ -1,0 +1,502 @@
+"""
+Multilingual evaluation (SPEC §6): mGSM, multiple choice (Global-MMLU-Lite, INCLUDE-lite) and open
+regional QA (CARE / CARE-pro) of any Hugging Face causal LM, printed as the paper's per-language table.
+
+    python eval.py --model out/ckpt --task mgsm --data data/sample/eval/mgsm.jsonl --out results.json
+    python eval.py --model out/ckpt --suite data/sample/eval/suite.json --out results.json
+    torchrun --standalone --nproc_per_node=8 eval.py --model out/ckpt --suite ... --out results.json
+
+Under torchrun the items are split across ranks and gathered on rank 0, which writes results.json
+(per-item predictions, per-language scores) and prints a markdown row per task.
+
+Data (JSON Lines, the public datasets' own fields, each with `lang` (code) or `language` (name)):
+mGSM `question`, `answer_number`; Global-MMLU-Lite `question`, `option_a`..`option_d`, `answer` (a
+letter); INCLUDE-lite `question`, `choices` (4), `answer` (0-based); CARE / CARE-pro `question`,
+`answer`; optional `id` / `sample_id`. A suite: {"seen": [codes], "tasks": [{"name", "task", "data"
+(relative to the suite), optional "metric" (care | care_pro), "mc_mode" (loglik | generate)}]}.
+
+Decisions:
+1. Greedy decoding, batched, left-padded, prompts longest first. mGSM and open QA put the bare
+   question (0-shot) through the model's chat template.
+2. Multiple choice as lm-eval-harness: the raw prompt "{q}\nA. ..\nB. ..\nC. ..\nD. ..\nAnswer:"
+   (default special tokens, no chat template) and the letter whose continuation " A".." D",
+   tok(prompt + " A")[len(tok(prompt)):], has the highest summed log-likelihood. `--mc_mode
+   generate` asks the same prompt through the chat template and reads it with `extract_choice`.
+3. mGSM: the first number after the *last* answer word ("Answer", "Antwort", "答案", ...: the
+   item's language and English), else the last number. Full-width and other Unicode digits become
+   ASCII; a separator followed by exactly three digits groups thousands ("1,234", "1.234",
+   "1 234"), otherwise it is a decimal point ("2,5"). Compared in canonical form ("18.0" == "18").
+4. Open QA with `--judge`: a local chat model grades greedily with the CARE-pro rubric of the
+   paper's Fig. 7 (examples shortened; 1 for CORRECT only) or the CARE 1-10 rating (rating / 10).
+   A reply that cannot be parsed scores 0 and is counted.
+5. Open QA without a judge: a *proxy*, reward.compute_rewards' r_qual * r_lang against the gold
+   answer (calibrated with `--calib`, raw similarity without), labelled "proxy" wherever printed.
+   A language outside the router's 15 has no calibration pair (raw similarity, counted in
+   `missing_pairs`); its gate runs py3langid restricted to the router's languages plus it.
+6. Languages: codes or English names ("German", "de", "pt-BR") become ISO 639-1 codes; any code
+   py3langid knows is accepted (unseen languages are welcome), anything else is an error.
+   Seen = the 14 training languages (the router's 15 minus English) unless `--seen` says otherwise.
+7. Scores are percentages. A task's Avg is the macro mean over its languages, as in the paper's
+   Table 1 (Qwen2.5 vanilla mGSM: (6 x 35.73 + 5 x 11.84) / 11 = 24.87); the Overall row averages
+   the tasks' Seen, Unseen and Avg (the five task averages give the paper's Overall 28.64).
+"""
+import argparse
+import json
+import os
+import re
+import unicodedata
+from collections import Counter
+from functools import lru_cache
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from calibrate import CalibrationTable
+from data.records import RecordError, read_jsonl
+from reward import LANGUAGE_NAMES, LANGUAGES, Encoder, clean_for_lid, compute_rewards
+
+TASKS = ("mgsm", "mc", "open")
+LETTERS = "ABCD"
+OTHER_LANGUAGES = (  # English name: ISO 639-1 code, beyond the router's 15 ("_" is a space)
+    "albanian:sq amharic:am armenian:hy azerbaijani:az basque:eu belarusian:be bengali:bn bulgarian:bg "
+    "burmese:my croatian:hr czech:cs danish:da estonian:et finnish:fi georgian:ka greek:el hausa:ha "
+    "hebrew:he hindi:hi hungarian:hu igbo:ig kazakh:kk lithuanian:lt malay:ms malagasy:mg malayalam:ml "
+    "nepali:ne north_macedonian:mk macedonian:mk norwegian:no persian:fa romanian:ro serbian:sr "
+    "sinhala:si somali:so swahili:sw swedish:sv tagalog:tl filipino:tl tamil:ta telugu:te thai:th "
+    "turkish:tr ukrainian:uk urdu:ur uzbek:uz yoruba:yo")
+NAME_TO_CODE = {**{n.lower(): c for c, n in LANGUAGE_NAMES.items()},
+                **dict(p.replace("_", " ").split(":") for p in OTHER_LANGUAGES.split())}
+
+
+@lru_cache(maxsize=64)
+def lid(languages: tuple[str, ...] | None = None):
+    """py3langid's identifier, restricted to `languages` (all of its ~140 when None)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    ident = LanguageIdentifier.from_model_file(MODEL_FILE)
+    ident.set_languages(list(languages) if languages else None)
+    return ident
+
+
+def normalise_lang(value, where: str) -> str:
+    """'German' / 'de' / 'pt-BR' -> ISO code; RecordError naming `where` otherwise."""
+    text = str(value).strip().lower().replace("_", "-")
+    code = NAME_TO_CODE.get(text, text.split("-")[0])
+    if code not in set(LANGUAGES) | set(lid().nb_classes):
+        raise RecordError(f"{where}: {value!r} is neither a known language name nor an ISO 639-1 "
+                          f"code (router languages: {', '.join(LANGUAGES)})")
+    return code
+
+
+def load_items(path: str, task: str) -> list[dict]:
+    """Items of one JSON Lines file as {id, lang, question, gold, [choices]} (SPEC §6 fields)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    items = []
+    for lineno, obj in read_jsonl(path):
+        where = f"{path}:{lineno}"
+
+        def field(*names):
+            for n in names:
+                if obj.get(n) not in (None, ""):
+                    return obj[n]
+            raise RecordError(f"{where}: field '{'/'.join(names)}' is missing or empty")
+
+        item = {"id": str(obj.get("id", obj.get("sample_id", f"{os.path.basename(path)}:{lineno}"))),
+                "lang": normalise_lang(field("lang", "language"), f"{where}: field 'lang'"),
+                "question": str(field("question"))}
+        if task == "mgsm":
+            item["gold"] = extract_number(str(field("answer_number")), "en")
+            if item["gold"] is None:
+                raise RecordError(f"{where}: field 'answer_number' is not a number")
+        elif task == "open":
+            item["gold"] = str(field("answer"))
+        elif "choices" in obj:                                    # INCLUDE: list + 0-based index
+            choices, answer = field("choices"), field("answer")
+            if not isinstance(choices, list) or len(choices) != 4:
+                raise RecordError(f"{where}: field 'choices' must be a list of 4 options")
+            if type(answer) is not int or not 0 <= answer < 4:
+                raise RecordError(f"{where}: field 'answer' must be a 0-based index 0..3")
+            item.update(choices=[str(c) for c in choices], gold=LETTERS[answer])
+        else:                                                     # Global-MMLU: option_a..d + letter
+            item.update(choices=[str(field(f"option_{c}")) for c in "abcd"],
+                        gold=str(field("answer")).strip().upper())
+            if item["gold"] not in tuple(LETTERS):
+                raise RecordError(f"{where}: field 'answer' must be one of A, B, C, D")
+        items.append(item)
+    if not items:
+        raise RecordError(f"{path}: no records")
+    return items
+
+
+# --- answer extraction ----------------------------------------------------------------------------
+
+ANSWER_WORDS = {
+    "en": ["answer"], "de": ["antwort"], "es": ["respuesta"], "fr": ["réponse"], "it": ["risposta"],
+    "pt": ["resposta"], "nl": ["antwoord"], "pl": ["odpowiedź"], "id": ["jawaban"],
+    "vi": ["câu trả lời", "đáp án"], "ru": ["ответ"], "ar": ["الإجابة", "الجواب"], "zh": ["答案"],
+    "ja": ["答え"], "ko": ["정답", "답변", "답"], "bn": ["উত্তর"], "sw": ["jibu"], "te": ["సమాధానం"],
+    "th": ["คำตอบ"], "el": ["απάντηση"], "tr": ["cevap", "yanıt"], "hi": ["उत्तर"], "uk": ["відповідь"],
+}
+# a thousands group needs a leading 1-9 and the same separator throughout; else digits[.,digits]
+_NUMBER = re.compile(r"(?<![\d.,])-?(?:[1-9]\d{0,2}([,.' \u00a0\u202f])\d{3}(?:\1\d{3})*(?:[.,]\d+)?"
+                     r"|\d+(?:[.,]\d+)?)(?!\d)")
+_SEPARATORS = str.maketrans({"٫": ".", "٬": ",", "−": "-"})
+
+
+def _normalise(text: str) -> str:
+    """Full-width forms (NFKC) and every Unicode decimal digit (Arabic-Indic, ...) to ASCII."""
+    return "".join(unicodedata.normalize("NFKC", c) if "\uff01" <= c <= "\uff5e" else
+                   str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text).translate(_SEPARATORS)
+
+
+def _canonical(match: re.Match) -> str:
+    s = match.group(0).replace(match.group(1), "") if match.group(1) else match.group(0)
+    value = float(s.replace(",", "."))
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def extract_number(text: str, lang: str) -> str | None:
+    """mGSM's predicted answer (Decision 3) as a canonical string, or None when there is no number."""
+    text = _normalise(text)
+    words = set(ANSWER_WORDS.get(lang, sum(ANSWER_WORDS.values(), [])) + ANSWER_WORDS["en"])
+    pattern = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
+    after = [m.end() for m in re.finditer(pattern, text, re.IGNORECASE)]
+    if after and (m := _NUMBER.search(text, after[-1])):
+        return _canonical(m)
+    numbers = list(_NUMBER.finditer(text))
+    return _canonical(numbers[-1]) if numbers else None
+
+
+def extract_choice(text: str) -> str | None:
+    """The letter A-D after an answer word, else a marked one ("(B)", "C.", "**D**"), else a lone one."""
+    text = _normalise(text)
+    words = "|".join(re.escape(w) for ws in ANSWER_WORDS.values() for w in ws)
+    for pattern in (rf"(?i:{words})\s*(?:is|est|ist|es|是|は)?\s*[:：]?\s*[(\[*]*([A-D])\b",
+                    r"[(\[]([A-D])[)\]]|\*\*([A-D])\*\*|(?<!\w)([A-D])[.):](?!\w)", r"^\W*([A-D])\W*$"):
+        if m := re.search(pattern, text):
+            return next(g for g in m.groups() if g)
+    return None
+
+
+def mc_prompt(item: dict) -> str:
+    options = "\n".join(f"{L}. {c}" for L, c in zip(LETTERS, item["choices"]))
+    return f"{item['question'].strip()}\n{options}\nAnswer:"
+
+
+# --- model calls ----------------------------------------------------------------------------------
+
+def load_model(name_or_path: str, device: torch.device):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(name_or_path)
+    tok.padding_side = "left"
+    tok.pad_token = tok.pad_token or tok.eos_token
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype).to(device).eval(), tok
+
+
+def chat(tok, text: str) -> str:
+    if not tok.chat_template:
+        raise ValueError(f"{tok.name_or_path}: no chat template; mgsm, open and --judge need a chat "
+                         "model (multiple choice with --mc_mode loglik does not)")
+    return tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                   add_generation_prompt=True)
+
+
+@torch.no_grad()
+def generate(model, tok, prompts: list[str], max_new_tokens: int, batch_size: int,
+             desc: str = "generate", show: bool = True) -> list[str]:
+    """Greedy completions of chat-templated prompts, batched longest first, left-padded."""
+    from transformers import GenerationConfig
+    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
+                              eos_token_id=model.generation_config.eos_token_id or tok.eos_token_id)
+    order, out = sorted(range(len(prompts)), key=lambda i: -len(prompts[i])), [""] * len(prompts)
+    for s in tqdm(range(0, len(order), batch_size), desc=desc, disable=not show):
+        rows = order[s:s + batch_size]
+        enc = tok([prompts[i] for i in rows], return_tensors="pt", padding=True,
+                  add_special_tokens=False).to(model.device)
+        ids = model.generate(**enc, generation_config=config)                # (B, T + new)
+        texts = tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        for i, t in zip(rows, texts):
+            out[i] = t.strip()
+    return out
+
+
+@torch.no_grad()
+def choice_logliks(model, tok, prompts: list[str], batch_size: int, desc: str = "loglik",
+                   show: bool = True) -> torch.Tensor:
+    """(N, 4) float64: summed log-likelihood of " A".." D" after each raw prompt (Decision 2)."""
+    seqs = []                                                 # (token ids, continuation length)
+    for p in prompts:
+        ctx = tok(p)["input_ids"]
+        for L in LETTERS:
+            whole = tok(p + " " + L)["input_ids"]
+            assert whole[:len(ctx)] == ctx and len(whole) > len(ctx), f"' {L}' does not extend {p!r}"
+            seqs.append((whole, len(whole) - len(ctx)))
+    scores = torch.empty(len(seqs), dtype=torch.float64)
+    for s in tqdm(range(0, len(seqs), batch_size * 4), desc=desc, disable=not show):
+        batch = seqs[s:s + batch_size * 4]
+        T = max(len(row) for row, _ in batch)
+        ids = torch.full((len(batch), T), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros(len(batch), T, dtype=torch.long)
+        for b, (row, _) in enumerate(batch):                              # left padding
+            ids[b, T - len(row):], mask[b, T - len(row):] = torch.tensor(row), 1
+        pos = (mask.cumsum(1) - 1).clamp(min=0)                              # (B, T)
+        ids, mask, pos = ids.to(model.device), mask.to(model.device), pos.to(model.device)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.float()  # (B, T, V)
+        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]   # (B, T-1)
+        for b, (_, n) in enumerate(batch):
+            scores[s + b] = logp[b, -n:].double().sum().cpu()
+    return scores.view(-1, 4)                                                # (N, 4)
+
+
+# --- open QA: judge and proxy ---------------------------------------------------------------------
+
+CARE_PRO_RUBRIC = """Your job is to look at a question, a gold target, and a predicted answer, and then
+assign a grade of either: ["CORRECT", "CORRECT_BUT_WRONG_LANGUAGE", "INCORRECT", "NOT_ATTEMPTED"].
+- CORRECT: it fully contains the important information in the gold target, contradicts none of it,
+  and is in the same language as the question. Only meaning matters; hedging is fine when the gold
+  target is fully included.
+- CORRECT_BUT_WRONG_LANGUAGE: the factual content is correct, but the answer is not in the language
+  of the question (code-switching for proper nouns is allowed).
+- INCORRECT: a factual statement contradicts the gold target, in any language, even when hedged.
+- NOT_ATTEMPTED: the important information is missing and nothing contradicts the gold target.
+Example: Question: 谁发明了电话？ Gold target: 亚历山大·格拉汉姆·贝尔
+Predicted answer: Invented by Alexander Bell. -> CORRECT_BUT_WRONG_LANGUAGE
+```
+Question: {question}
+Gold target: {target}
+Predicted answer: {predicted}
+```
+Grade the predicted answer of this new question as one of:
+A. CORRECT
+B. CORRECT_BUT_WRONG_LANGUAGE
+C. INCORRECT
+D. NOT_ATTEMPTED
+Just return the letters "A", "B", "C", or "D", with no text around it."""
+CARE_RATING = """Please act as an impartial judge. Rate the response to the question from 1 to 10: how
+correct, complete and culturally appropriate it is against the reference answer, and whether it is in the
+language of the question.
+Question: {question}
+Reference answer: {target}
+Response: {predicted}
+Reply only with "Rating: N", where N is an integer from 1 to 10."""
+VERDICTS = ("CORRECT", "CORRECT_BUT_WRONG_LANGUAGE", "INCORRECT", "NOT_ATTEMPTED")
+
+
+def parse_verdict(reply: str) -> str | None:
+    """A CARE-pro grade from a judge reply: a grade name, else a leading letter A-D; else None."""
+    text = reply.strip().upper()
+    for v in sorted(VERDICTS, key=len, reverse=True):         # INCORRECT is tried before CORRECT
+        if v in text.replace(" ", "_"):
+            return v
+    m = re.match(r"\W*([A-D])(?![A-Z])", text)
+    return VERDICTS[LETTERS.index(m.group(1))] if m else None
+
+
+def parse_rating(reply: str) -> int | None:
+    """A CARE 1-10 rating: the first integer 1..10 after "Rating:" (or anywhere); else None."""
+    m = re.search(r"(?<!\d)(10|[1-9])(?!\d)", reply.split("Rating:")[-1])
+    return int(m.group(1)) if m else None
+
+
+def judge_items(items: list[dict], judge, judge_tok, metric: str, batch_size: int, show: bool) -> Counter:
+    """Decision 4: grade each item's `output` against its gold answer."""
+    template = CARE_PRO_RUBRIC if metric == "care_pro" else CARE_RATING
+    prompts = [chat(judge_tok, template.format(question=it["question"], target=it["gold"],
+                                               predicted=it["output"])) for it in items]
+    replies = generate(judge, judge_tok, prompts, 16, batch_size, "judge", show)
+    for it, reply in zip(items, replies):
+        grade = parse_verdict(reply) if metric == "care_pro" else parse_rating(reply)
+        score = grade == "CORRECT" if metric == "care_pro" else (grade or 0) / 10
+        it.update(judge_reply=reply, grade=grade, score=float(score))
+    return Counter(judge_unparsed=sum(it["grade"] is None for it in items))
+
+
+def proxy_items(items: list[dict], encoder: Encoder, table, mode: str) -> Counter:
+    """Decision 5: score = r_qual * r_lang of each item's `output` against its gold answer."""
+    router = [it for it in items if it["lang"] in LANGUAGES]
+    other = [it for it in items if it["lang"] not in LANGUAGES]
+    counts = Counter()
+    if router:
+        langs = [it["lang"] for it in router]
+        r = compute_rewards([it["output"] for it in router], [it["gold"] for it in router], langs, langs,
+                            encoder, table, mode if table is not None else "none")
+        counts.update(missing_pairs=r["missing_pairs"], no_language=r["no_language"])
+        for it, s, g, q in zip(router, r["sim"].tolist(), r["r_lang"].tolist(), r["reward"].tolist()):
+            it.update(sim=s, r_lang=g, score=q)
+    if other:
+        sims = encoder.similarity([it["output"] for it in other], [it["gold"] for it in other])   # (N,)
+        for it, s in zip(other, sims.tolist()):
+            text = clean_for_lid(it["output"])
+            found = lid(tuple(sorted({*LANGUAGES, it["lang"]}))).classify(text)[0] \
+                if any(c.isalpha() for c in text) else None
+            r_lang, r_qual = float(found == it["lang"]), min(max((s + 1) / 2, 0.0), 1.0)  # SPEC §1.3
+            it.update(sim=s, r_lang=r_lang, score=r_qual * r_lang)
+            counts.update(missing_pairs=1, no_language=int(found is None))
+    return counts
+
+
+# --- tasks, scores and the table ------------------------------------------------------------------
+
+def run_task(spec: dict, items: list[dict], model, tok, args, extras: dict, show: bool) -> Counter:
+    """Fill each item (this rank's share) with its prediction and a score in [0, 1]."""
+    task, counts = spec["task"], Counter()
+    if task == "mc" and spec["mc_mode"] == "loglik":
+        ll = choice_logliks(model, tok, [mc_prompt(it) for it in items], args.batch_size, spec["name"], show)
+        for it, row in zip(items, ll):                                       # row: (4,)
+            it.update(loglik=row.tolist(), pred=LETTERS[int(row.argmax())])
+    else:
+        texts = [mc_prompt(it) if task == "mc" else it["question"] for it in items]
+        outputs = generate(model, tok, [chat(tok, t) for t in texts], args.max_new_tokens,
+                           args.batch_size, spec["name"], show)
+        for it, out in zip(items, outputs):
+            it["output"] = out
+            if task != "open":
+                it["pred"] = extract_number(out, it["lang"]) if task == "mgsm" else extract_choice(out)
+    if task == "open" and "judge" in extras:
+        counts += judge_items(items, *extras["judge"], spec["metric"], args.batch_size, show)
+    elif task == "open":
+        counts += proxy_items(items, *extras["proxy"], args.calib_mode)
+    else:                              # canonical numbers (Decision 3) and letters compare as strings
+        for it in items:
+            it["score"] = float(it["pred"] == it["gold"])
+        counts["no_answer"] = sum(it["pred"] is None for it in items)
+    return counts
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def summarise(items: list[dict], seen: set[str]) -> dict:
+    """Per-language percentages and the Seen / Unseen / Avg macro means (Decision 7)."""
+    by_lang = {}
+    for it in items:
+        by_lang.setdefault(it["lang"], []).append(it["score"])
+    scores = {l: 100 * sum(v) / len(v) for l, v in by_lang.items()}
+    return {"scores": scores, "n": {l: len(v) for l, v in by_lang.items()}, "avg": _mean(list(scores.values())),
+            "seen_avg": _mean([s for l, s in scores.items() if l in seen]),
+            "unseen_avg": _mean([s for l, s in scores.items() if l not in seen])}
+
+
+def format_table(tasks: list[dict]) -> tuple[str, dict]:
+    """Markdown: a row per task, a column per language, Seen, Unseen, Avg; then the Overall row."""
+    langs = sorted({l for t in tasks for l in t["scores"]}, key=lambda l: (l not in LANGUAGES, l))
+    total = {"scores": {l: _mean([t["scores"].get(l) for t in tasks]) for l in langs},
+             **{k: _mean([t[k] for t in tasks]) for k in ("seen_avg", "unseen_avg", "avg")}}
+    lines = ["| task | " + " | ".join(langs) + " | Seen | Unseen | Avg |", "|---" * (len(langs) + 4) + "|"]
+    for name, t in [(t["label"], t) for t in tasks] + [("Overall", total)]:
+        cells = [t["scores"].get(l) for l in langs] + [t["seen_avg"], t["unseen_avg"], t["avg"]]
+        lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in cells) + " |")
+    return "\n".join(lines), total
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+def task_specs(args) -> list[dict]:
+    """The tasks to run, from --suite (data paths relative to the suite file) or --task/--data."""
+    if args.suite:
+        with open(args.suite, encoding="utf-8") as f:
+            suite = json.load(f)
+        raw, base = suite.get("tasks"), os.path.dirname(os.path.abspath(args.suite))
+        args.seen = args.seen or ",".join(suite.get("seen", []))
+    elif args.task and args.data:
+        raw, base = [{"task": args.task, "data": args.data}], ""
+    else:
+        raise ValueError("give --suite, or both --task and --data")
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"{args.suite}: 'tasks' must be a non-empty list")
+    specs = []
+    for i, r in enumerate(raw):
+        if r.get("task") not in TASKS:
+            raise ValueError(f"task #{i} is {r.get('task')!r}; valid tasks: {', '.join(TASKS)}")
+        spec = {"name": os.path.splitext(os.path.basename(r.get("data", "?")))[0],
+                "metric": args.open_metric, "mc_mode": args.mc_mode, **r}
+        if "data" not in r or spec["metric"] not in ("care", "care_pro") \
+                or spec["mc_mode"] not in ("loglik", "generate"):
+            raise ValueError(f"task #{i}: needs 'data'; 'metric' is care|care_pro, 'mc_mode' loglik|generate")
+        specs.append({**spec, "data": os.path.join(base, r["data"])})
+    return specs
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="Hugging Face causal LM: hub name or directory")
+    p.add_argument("--task", help=f"one of {', '.join(TASKS)} (with --data)")
+    p.add_argument("--data", help="JSON Lines file of the task (SPEC §6 fields)")
+    p.add_argument("--suite", help="JSON {'seen': [...], 'tasks': [{'name', 'task', 'data', ...}]}")
+    p.add_argument("--seen", default="", help="comma-separated seen languages (default: the 14 training ones)")
+    p.add_argument("--out", default="results.json", help="per-item predictions and scores (rank 0)")
+    p.add_argument("--batch_size", type=int, default=16, help="prompts per forward / generate call")
+    p.add_argument("--max_new_tokens", type=int, default=512, help="answer length: mgsm, open, mc generate")
+    p.add_argument("--mc_mode", default="loglik", choices=["loglik", "generate"], help="multiple-choice scoring")
+    p.add_argument("--judge", help="local chat model grading open answers; without it, the proxy score")
+    p.add_argument("--open_metric", default="care_pro", choices=["care_pro", "care"],
+                   help="judge protocol: CARE-pro rubric accuracy, or CARE 1-10 rating x 10")
+    p.add_argument("--encoder", default="jhu-clsp/mmBERT-small", help="the proxy's sentence encoder")
+    p.add_argument("--calib", help="calibrate.py table for the proxy; without it, raw similarity")
+    p.add_argument("--calib_mode", default="mean", choices=["mean", "quantile", "none"], help="proxy calibration")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    specs = task_specs(args)
+    data = [load_items(s["data"], s["task"]) for s in specs]           # fail before loading a model
+    seen = {normalise_lang(l, "--seen") for l in args.seen.split(",") if l} or set(LANGUAGES) - {"en"}
+
+    # distributed: one process per device under torchrun, else one CPU / GPU process
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
+    cuda = torch.cuda.is_available()
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
+    if ddp:
+        if cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if cuda else "gloo")
+
+    model, tok = load_model(args.model, device)
+    extras, has_open = {}, any(s["task"] == "open" for s in specs)
+    if has_open and args.judge:
+        extras["judge"] = load_model(args.judge, device)
+    elif has_open:
+        table = CalibrationTable.load(args.calib) if args.calib else None
+        extras["proxy"] = (Encoder(args.encoder, str(device)), table)
+
+    results = []
+    for spec, items in zip(specs, data):
+        mine = [dict(it, index=i) for i, it in enumerate(items)][rank::world]   # this rank's share
+        counts = run_task(spec, mine, model, tok, args, extras, show=rank == 0)
+        parts = [(mine, counts)] * world
+        if ddp:
+            dist.all_gather_object(parts, (mine, counts))
+        merged = sorted((it for part, _ in parts for it in part), key=lambda it: it["index"])
+        proxy = spec["task"] == "open" and not args.judge
+        metric = {"care": "judge rating x 10", "care_pro": "judge CORRECT %"}[spec["metric"]]
+        if spec["task"] != "open":
+            metric = "accuracy %"
+        elif proxy:
+            calibrated = f"{args.calib_mode}-calibrated" if args.calib and args.calib_mode != "none" else "raw"
+            metric = f"proxy: r_qual x r_lang vs gold, {calibrated} similarity"
+        results.append({"name": spec["name"], "label": spec["name"] + (" (proxy)" if proxy else ""),
+                        "task": spec["task"], "data": spec["data"], "metric": metric,
+                        "counters": dict(sum((c for _, c in parts), Counter())),
+                        **summarise(merged, seen), "items": merged})
+    if rank == 0:
+        table, total = format_table(results)
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump({"model": args.model, "judge": args.judge, "seen": sorted(seen), "world_size": world,
+                       "overall": total, "tasks": results}, f, ensure_ascii=False, indent=1)
+        print(table)
+        for t in results:
+            print(f"{t['label']}: {t['metric']}; items per language {t['n']}; counters {t['counters']}")
+    if ddp:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""
+Tests for eval.py: answer extraction against hand-written expectations, multiple-choice scoring
+against log-likelihoods computed directly in fp64, the judge and proxy paths, the CLI end to end
+on the tiny model and data/sample/eval/, and a 2-rank torchrun run against the 1-rank run.
+"""
+import json
+import os
+
+import pytest
+import torch
+
+import eval as E
+from data.records import RecordError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(ROOT, "data", "sample", "eval")
+SUITE = os.path.join(SAMPLE, "suite.json")
+
+# (text, language, expected) -- 12 languages, answer words, separators, digits of other scripts
+NUMBER_CASES = [
+    ("The answer is 42.", "en", "42"),
+    ("The answer is $1,234.", "en", "1234"),
+    ("ANSWER: 99", "en", "99"),
+    ("She has 3 apples and buys 5 more, so 8 apples in total.", "en", "8"),
+    ("First 12 + 6 = 18, then 18 * 2 = 36. Answer: 36 dollars", "en", "36"),
+    ("The answer is 15. We needed 3 boxes of 5 each, packed over 2 days.", "en", "15"),
+    ("24 + 18 = 42 and 42 - 35 = 7. That is the answer.", "en", "7"),
+    ("The answer is -12.", "en", "-12"),
+    ("The temperature dropped to −7 °C.", "en", "-7"),
+    ("Answer: 2.5 hours", "en", "2.5"),
+    ("The answer is 18.0", "en", "18"),
+    ("The answer is 0.125", "en", "0.125"),
+    ("Answer: 1,234,567", "en", "1234567"),
+    ("Answer: 1,234.50", "en", "1234.5"),
+    ("Total: 50%", "en", "50"),
+    ("The answer is €1 000 000", "en", "1000000"),
+    ("Step 1: 3 + 4 = 7. Step 2: 7 * 3 = 21.", "en", "21"),
+    ("Between 3-5 apples; the answer is 4", "en", "4"),
+    ("I don't know.", "en", None),
+    ("", "en", None),
+    ("Antwort: 1.234", "de", "1234"),
+    ("Die Antwort ist 2,5 Stunden.", "de", "2.5"),
+    ("Er hat 12 Äpfel und gibt 4 ab. Antwort: 8 Äpfel, die 2 Tage frisch bleiben.", "de", "8"),
+    ("Das Ergebnis ist 1.234,56 €", "de", "1234.56"),
+    ("The answer is 7, because 42 - 35 = 7 and he started with 2 trays.", "de", "7"),
+    ("Keine Ahnung, tut mir leid.", "de", None),
+    ("Respuesta: 40 dólares", "es", "40"),
+    ("Réponse : 1 200 élèves", "fr", "1200"),
+    ("Réponse: 3,75 €", "fr", "3.75"),
+    ("Risposta: 43", "it", "43"),
+    ("Resposta: R$ 150,00", "pt", "150"),
+    ("Odpowiedź: 7 bułek", "pl", "7"),
+    ("Câu trả lời: 150 km", "vi", "150"),
+    ("Ответ: 43 наклейки", "ru", "43"),
+    ("ОТВЕТ: 5", "ru", "5"),
+    ("الإجابة: 18", "ar", "18"),
+    ("الإجابة هي ١٨", "ar", "18"),
+    ("الجواب: ٣٫٥", "ar", "3.5"),
+    ("答案是 18。", "zh", "18"),
+    ("答案：１８", "zh", "18"),
+    ("一共卖出35个，答案是7个，比昨天多2个", "zh", "7"),
+    ("他有18个苹果", "zh", "18"),
+    ("共计１，２００元", "zh", "1200"),
+    ("答えは300人です。", "ja", "300"),
+    ("答え：４３", "ja", "43"),
+    ("답: 150", "ko", "150"),
+    ("정답은 40달러입니다. 처음에 3권을 샀습니다.", "ko", "40"),
+    ("Jibu: 7", "sw", "7"),
+    ("উত্তর: ৪৩", "bn", "43"),
+]
+
+
+def test_extract_number_cases():
+    assert len(NUMBER_CASES) >= 40 and len({lang for _, lang, _ in NUMBER_CASES}) >= 8
+    wrong = [(t, l, want, E.extract_number(t, l)) for t, l, want in NUMBER_CASES
+             if E.extract_number(t, l) != want]
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("text,want", [
+    ("B", "B"), ("(C)", "C"), ("The answer is D.", "D"), ("Answer: A", "A"), ("**B**", "B"),
+    ("A good choice is C.", "C"), ("答案：Ｃ", "C"), ("Antwort: B", "B"), ("A. Au", "A"),
+    ("Ответ: B", "B"), ("답: D", "D"), ("the answer is (B) Au", "B"), ("Berlin", None),
+    ("None of them", None), ("", None)])
+def test_extract_choice(text, want):
+    assert E.extract_choice(text) == want
+
+
+@pytest.mark.parametrize("reply,want", [
+    ("A", "CORRECT"), ("B", "CORRECT_BUT_WRONG_LANGUAGE"), ("C. INCORRECT", "INCORRECT"),
+    ("NOT ATTEMPTED", "NOT_ATTEMPTED"), ("incorrect", "INCORRECT"), ("correct", "CORRECT"),
+    (" D", "NOT_ATTEMPTED"), ("Answer", None), ("The grade is unclear", None)])
+def test_parse_verdict(reply, want):
+    assert E.parse_verdict(reply) == want
+
+
+@pytest.mark.parametrize("reply,want", [("Rating: 7", 7), ("Rating: 10", 10), ("8/10", 8),
+                                        ("[[9]]", 9), ("no idea", None), ("Rating: 11", None)])
+def test_parse_rating(reply, want):
+    assert E.parse_rating(reply) == want
+
+
+def test_sample_sets_load_and_normalise():
+    gm = E.load_items(os.path.join(SAMPLE, "global_mmlu_lite.jsonl"), "mc")
+    inc = E.load_items(os.path.join(SAMPLE, "include_lite.jsonl"), "mc")
+    care = E.load_items(os.path.join(SAMPLE, "care.jsonl"), "open")
+    mgsm = E.load_items(os.path.join(SAMPLE, "mgsm.jsonl"), "mgsm")
+    assert (len(gm), len(inc), len(care), len(mgsm)) == (15, 15, 15, 20)
+    assert inc[0]["gold"] == "B" and inc[0]["choices"][1] == "Москва"    # 0-based index 1 -> B
+    assert {it["lang"] for it in inc} == {"ru", "pt", "el"}               # names -> codes
+    assert {it["lang"] for it in care} == {"zh", "ja", "ar"}
+    assert [it["gold"] for it in mgsm[:5]] == ["7", "40", "150", "300", "43"]
+    assert E.normalise_lang("pt-BR", "x") == "pt" and E.normalise_lang("Swahili", "x") == "sw"
+    assert E.mc_prompt(gm[0]) == "What is the chemical symbol for gold?\nA. Ag\nB. Au\nC. Gd\nD. Go\nAnswer:"
+
+
+def test_bad_input_names_file_line_and_field(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"question": "1+1?", "answer_number": 2, "lang": "en"}\n\n'
+                    '{"question": "2+2?", "lang": "de"}\n', encoding="utf-8")
+    with pytest.raises(RecordError, match=r"bad\.jsonl:3: field 'answer_number'"):
+        E.load_items(str(path), "mgsm")
+    path.write_text('{"question": "q", "answer": "a", "language": "Klingon"}\n', encoding="utf-8")
+    with pytest.raises(RecordError, match=r"bad\.jsonl:1: field 'lang'.*Klingon"):
+        E.load_items(str(path), "open")
+    path.write_text('{"question": "q", "choices": ["a", "b", "c", "d"], "answer": 4, "lang": "ru"}\n')
+    with pytest.raises(RecordError, match=r"bad\.jsonl:1: field 'answer'"):
+        E.load_items(str(path), "mc")
+    with pytest.raises(ValueError, match="valid tasks: mgsm, mc, open"):
+        E.main(["--model", "unused", "--task", "qa", "--data", str(path)])
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"tasks": [{"task": "mmlu", "data": "bad.jsonl"}]}))
+    with pytest.raises(ValueError, match="valid tasks: mgsm, mc, open"):
+        E.main(["--model", "unused", "--suite", str(suite)])
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_policy_dir):
+    return E.load_model(tiny_policy_dir, torch.device("cpu"))
+
+
+def test_mc_loglik_matches_direct_fp64(tiny):
+    model, tok = tiny
+    items = E.load_items(os.path.join(SAMPLE, "include_lite.jsonl"), "mc")[::3]   # mixed lengths
+    prompts = [E.mc_prompt(it) for it in items]
+    got = E.choice_logliks(model, tok, prompts, batch_size=3, show=False)      # (N, 4), padded
+    ref = model.to(torch.float64)
+    try:
+        want = torch.empty(len(prompts), 4, dtype=torch.float64)
+        for i, p in enumerate(prompts):
+            n_ctx = len(tok(p)["input_ids"])
+            for j, L in enumerate("ABCD"):
+                ids = torch.tensor([tok(p + " " + L)["input_ids"]])               # (1, T), no padding
+                logp = torch.log_softmax(ref(input_ids=ids).logits[0], -1)       # (T, V)
+                want[i, j] = sum(logp[t - 1, ids[0, t]] for t in range(n_ctx, ids.shape[1]))
+    finally:
+        model.to(torch.float32)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+    args = E.parse_args(["--model", "unused", "--batch_size", "2"])
+    spec = {"name": "include", "task": "mc", "mc_mode": "loglik"}
+    E.run_task(spec, items, model, tok, args, {}, show=False)
+    assert [it["pred"] for it in items] == ["ABCD"[int(k)] for k in want.argmax(1)]
+    assert all(it["score"] == float(it["pred"] == it["gold"]) for it in items)
+
+
+def test_judge_counts_unparsed_replies(tiny):
+    model, tok = tiny                           # a random tiny judge: its replies are not grades
+    items = [{"question": "q?", "gold": "a", "output": "b", "lang": "de"} for _ in range(3)]
+    counts = E.judge_items(items, model, tok, "care_pro", batch_size=2, show=False)
+    replies = [it["judge_reply"] for it in items]
+    assert counts["judge_unparsed"] == sum(E.parse_verdict(r) is None for r in replies)
+    assert all(it["score"] == float(it["grade"] == "CORRECT") for it in items)
+
+
+def test_judge_grades_and_ratings(tiny, monkeypatch):
+    model, tok = tiny
+    seen_prompts, replies = [], iter(["A", "C. INCORRECT", "???", "Rating: 7", "[[10]]", "none"])
+
+    def fake_generate(m, t, prompts, *a, **k):
+        seen_prompts.extend(prompts)
+        return [next(replies) for _ in prompts]
+    monkeypatch.setattr(E, "generate", fake_generate)
+    items = [{"question": f"q{i}?", "gold": f"gold {i}", "output": f"out {i}", "lang": "ja"} for i in range(3)]
+    counts = E.judge_items(items, model, tok, "care_pro", batch_size=2, show=False)
+    assert [it["score"] for it in items] == [1.0, 0.0, 0.0] and counts["judge_unparsed"] == 1
+    assert "Question: q1?\nGold target: gold 1\nPredicted answer: out 1" in seen_prompts[1]
+    assert seen_prompts[1].startswith("<|im_start|>user\n")                  # the judge's chat template
+    counts = E.judge_items(items, model, tok, "care", batch_size=2, show=False)
+    assert [it["score"] for it in items] == [0.7, 1.0, 0.0] and counts["judge_unparsed"] == 1
+    assert "Reference answer: gold 2\nResponse: out 2" in seen_prompts[5]
+
+
+def test_proxy_scores_and_gate(tiny_encoder_dir):
+    from reward import Encoder
+    enc = Encoder(tiny_encoder_dir)
+    tr = "Simit, susamla kaplı ve halka şeklinde bir ekmektir; genellikle çayla birlikte yenir."
+    de = "Am Morgen trinken viele Menschen in Deutschland Kaffee und essen ein Brötchen mit Butter."
+    en = "Simit is a ring-shaped bread covered in sesame seeds, usually eaten with tea."
+    items = [{"lang": "tr", "gold": tr, "output": tr}, {"lang": "tr", "gold": tr, "output": en},
+             {"lang": "de", "gold": de, "output": de}, {"lang": "de", "gold": de, "output": "123 !!"}]
+    counts = E.proxy_items(items, enc, None, "none")
+    sims = enc.similarity([it["output"] for it in items], [it["gold"] for it in items])
+    gates = [1.0, 0.0, 1.0, 0.0]                # right language; English for Turkish; no language
+    want = [min(max((s + 1) / 2, 0), 1) * g for s, g in zip(sims.tolist(), gates)]
+    assert [it["r_lang"] for it in items] == gates
+    assert [it["score"] for it in items] == pytest.approx(want, abs=1e-6)
+    assert items[0]["score"] == pytest.approx(1.0, abs=1e-5)                # identical text
+    assert counts["missing_pairs"] == 2 and counts["no_language"] == 1     # tr has no table pair
+    # mean calibration (Eq. 2): mu_ref = (0.9 + 0.7) / 2, so de-de scores move by -(0.9 - 0.8)
+    counts = E.proxy_items(items, enc, small_table(), "mean")
+    cal = [min(max(s - 0.1, -1), 1) for s in sims.tolist()[2:]]
+    assert [it["score"] for it in items[2:]] == pytest.approx([(c + 1) / 2 * g for c, g in zip(cal, gates[2:])],
+                                                             abs=1e-6)
+    assert counts["missing_pairs"] == 2                                    # tr-tr is not in the table
+
+
+def small_table():
+    from calibrate import CalibrationTable, pair_stats
+    return CalibrationTable.from_pairs({"de-de": pair_stats([0.85, 0.95], [0.1], [0.3]),
+                                        "ko-ko": pair_stats([0.65, 0.75], [0.1], [0.3])})
+
+
+def test_generated_answers_are_scored(tiny, monkeypatch):
+    model, tok = tiny
+    replies = iter(["Antwort: 7", "The answer is 41.", "答案是 150。", "no idea", "Answer: (B)", "C", "hmm"])
+    monkeypatch.setattr(E, "generate", lambda m, t, prompts, *a, **k: [next(replies) for _ in prompts])
+    args = E.parse_args(["--model", "unused"])
+    mgsm = [dict(it) for it in E.load_items(os.path.join(SAMPLE, "mgsm.jsonl"), "mgsm")[5:9]]
+    counts = E.run_task({"name": "m", "task": "mgsm"}, mgsm, model, tok, args, {}, show=False)
+    assert [it["pred"] for it in mgsm] == ["7", "41", "150", None]       # golds: 7, 40, 150, 300
+    assert [it["score"] for it in mgsm] == [1.0, 0.0, 1.0, 0.0] and counts["no_answer"] == 1
+    mc = E.load_items(os.path.join(SAMPLE, "global_mmlu_lite.jsonl"), "mc")[:3]   # golds: B, C, B
+    counts = E.run_task({"name": "g", "task": "mc", "mc_mode": "generate"}, mc, model, tok, args, {}, show=False)
+    assert [it["score"] for it in mc] == [1.0, 1.0, 0.0] and counts["no_answer"] == 1
+
+
+@pytest.fixture(scope="module")
+def one_rank(tiny_policy_dir, tiny_encoder_dir, tmp_path_factory):
+    """(results path, CLI arguments ending with --out PATH) of the 1-rank suite run."""
+    tmp = tmp_path_factory.mktemp("eval1")
+    small_table().save(str(tmp / "calib.json"))
+    return tmp / "results.json", ["--model", tiny_policy_dir, "--suite", SUITE, "--encoder", tiny_encoder_dir,
+                                  "--calib", str(tmp / "calib.json"), "--max_new_tokens", "4",
+                                  "--batch_size", "8", "--out", str(tmp / "results.json")]
+
+
+def test_cli_suite_writes_results_and_table(one_rank, capsys):
+    out, argv = one_rank
+    E.main(argv)
+    printed = capsys.readouterr().out
+    res = json.loads(out.read_text(encoding="utf-8"))
+    names = [t["name"] for t in res["tasks"]]
+    assert names == ["CARE", "CARE-pro", "mGSM", "Global-MMLU-Lite", "INCLUDE-lite"]
+    assert "| task |" in printed and "| CARE (proxy) |" in printed and "| Overall |" in printed
+    for t in res["tasks"]:
+        assert len(t["items"]) == sum(t["n"].values()) and all(0 <= it["score"] <= 1 for it in t["items"])
+        for lang, score in t["scores"].items():                         # recompute from the items
+            mine = [it["score"] for it in t["items"] if it["lang"] == lang]
+            assert score == pytest.approx(100 * sum(mine) / len(mine))
+        assert t["avg"] == pytest.approx(sum(t["scores"].values()) / len(t["scores"]))
+    assert res["tasks"][3]["seen_avg"] == pytest.approx((res["tasks"][3]["scores"]["es"]
+                                                         + res["tasks"][3]["scores"]["ko"]) / 2)
+    assert res["tasks"][3]["unseen_avg"] == pytest.approx(res["tasks"][3]["scores"]["en"])
+    assert res["overall"]["avg"] == pytest.approx(sum(t["avg"] for t in res["tasks"]) / 5)
+    assert "proxy" in res["tasks"][0]["metric"] and res["world_size"] == 1
+    assert res["tasks"][1]["counters"]["missing_pairs"] == 10             # only ko-ko is in the table
+
+
+def test_two_ranks_match_one_rank(one_rank, torchrun, tmp_path):
+    out1, argv = one_rank
+    if not out1.exists():
+        E.main(argv)
+    out2 = tmp_path / "results.json"
+    proc = torchrun("eval.py", *argv[:-1], str(out2), timeout=180)
+    assert "| Overall |" in proc.stdout
+    r1, r2 = (json.loads(p.read_text(encoding="utf-8")) for p in (out1, out2))
+    assert r2["world_size"] == 2
+    for t1, t2 in zip(r1["tasks"], r2["tasks"]):
+        assert t1["scores"] == pytest.approx(t2["scores"]) and t1["counters"] == t2["counters"]
+        assert [it["id"] for it in t1["items"]] == [it["id"] for it in t2["items"]]
+        assert [it.get("pred", it.get("output")) for it in t1["items"]] == \
+               [it.get("pred", it.get("output")) for it in t2["items"]]
+        for a, b in zip(t1["items"], t2["items"]):
+            assert a.get("loglik", [0]) == pytest.approx(b.get("loglik", [0]), abs=1e-4)
+    for key in ("seen_avg", "unseen_avg", "avg"):
+        assert r1["overall"][key] == pytest.approx(r2["overall"][key])

@@ -1,0 +1,128 @@
+"""Every shipped sample file validates: the schema the trainer uses, language ID, coverage.
+
+A file that does not exist yet is skipped (one skip per file); one that exists must pass. The
+checkers are also run on small broken files, so a checker that stops checking fails too."""
+import glob
+import json
+import os
+from collections import Counter, defaultdict
+
+import pytest
+
+from data.records import RecordError, load_train, read_jsonl
+from reward import LANGUAGES, detect_language
+from router import REGIONS, TOPICS
+
+SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
+TRAIN_LANGUAGES = [lang for lang in LANGUAGES if lang != "en"]  # English is a routing target only
+MIN_TRAIN_ITEMS = 300
+
+
+def _exists(path):
+    if not os.path.exists(path):
+        pytest.skip(f"{os.path.relpath(path, SAMPLE)} is not shipped yet")
+    return path
+
+
+def check_train(path: str, min_items: int = MIN_TRAIN_ITEMS) -> list[dict]:
+    """Trainer schema, lang == detected language of question and reference, coverage, regions."""
+    items = load_train(path, LANGUAGES, TOPICS)
+    errors = []
+    for n, it in enumerate(items, 1):
+        for field in ("question", "reference"):
+            found = detect_language(it[field])
+            if found != it["lang"]:
+                errors.append(f"{path}: item {n} ({it['id']}): {field} detected as {found}, lang is {it['lang']}")
+        if it["topic"] == "Regional Knowledge" and not it["region"]:
+            errors.append(f"{path}: item {n} ({it['id']}): a Regional Knowledge item without a region")
+        for region in it["region"]:
+            if region not in REGIONS:
+                errors.append(f"{path}: item {n} ({it['id']}): region {region!r} is not one of the 24")
+    questions = Counter((it["lang"], it["question"]) for it in items)
+    errors += [f"{path}: question repeated: {q!r}" for (_, q), c in questions.items() if c > 1]
+    langs, topics = {it["lang"] for it in items}, {it["topic"] for it in items}
+    errors += [f"{path}: no item in language {lang}" for lang in TRAIN_LANGUAGES if lang not in langs]
+    if "en" in langs:
+        errors.append(f"{path}: English items: en is a routing target only, not a training language")
+    errors += [f"{path}: no item of topic {t!r}" for t in TOPICS if t not in topics]
+    if len(items) < min_items:
+        errors.append(f"{path}: {len(items)} items, at least {min_items} expected")
+    assert not errors, "\n".join(errors[:30])
+    return items
+
+
+def check_parallel(path: str) -> dict:
+    """{"id", "lang", "text"} rows; every id in all 15 languages exactly once; text in its lang."""
+    by_id, errors = defaultdict(list), []
+    for lineno, row in read_jsonl(path):
+        for field in ("id", "lang", "text"):
+            if not isinstance(row.get(field), str) or not row[field].strip():
+                raise RecordError(f"{path}:{lineno}: field '{field}' must be a non-empty string")
+        if row["lang"] not in LANGUAGES:
+            raise RecordError(f"{path}:{lineno}: field 'lang' is {row['lang']!r}, not one of {LANGUAGES}")
+        found = detect_language(row["text"])
+        if found != row["lang"]:
+            errors.append(f"{path}:{lineno}: text detected as {found}, lang is {row['lang']}")
+        by_id[row["id"]].append(row["lang"])
+    for id_, langs in by_id.items():
+        if sorted(langs) != sorted(LANGUAGES):
+            missing = sorted(set(LANGUAGES) - set(langs))
+            twice = sorted(lang for lang, c in Counter(langs).items() if c > 1)
+            errors.append(f"{path}: id {id_!r}: missing {missing}, repeated {twice}")
+    assert by_id, f"{path}: no rows"
+    assert not errors, "\n".join(errors[:30])
+    return by_id
+
+
+def test_train_sample():
+    items = check_train(_exists(os.path.join(SAMPLE, "train.jsonl")))
+    assert {it["lang"] for it in items} == set(TRAIN_LANGUAGES)
+
+
+def test_parallel_sample():
+    by_id = check_parallel(_exists(os.path.join(SAMPLE, "parallel.jsonl")))
+    assert len(by_id) >= 2  # calibration needs mismatched pairs, i.e. at least two items
+
+
+EVAL_FILES = sorted(glob.glob(os.path.join(SAMPLE, "eval", "*.json*")))
+
+
+@pytest.mark.parametrize("path", EVAL_FILES or [os.path.join(SAMPLE, "eval", "none.jsonl")],
+                         ids=lambda p: os.path.basename(p))
+def test_eval_sample_parses(path):
+    """The fields of each task belong to eval.py; here every file must parse and be non-empty."""
+    _exists(path)
+    if path.endswith(".jsonl"):
+        rows = [row for _, row in read_jsonl(path)]
+    else:
+        with open(path, encoding="utf-8") as f:
+            rows = json.load(f)
+    assert rows, f"{path}: empty"
+
+
+def _write(path, rows):
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    return str(path)
+
+
+def test_checkers_catch_broken_files(tmp_path):
+    good = {"id": "1", "question": "東京タワーの高さは？", "reference": "東京タワーの高さは三百三十三メートルです。",
+            "lang": "ja", "topic": "Regional Knowledge", "region": ["Japan"]}
+    wrong_lang = dict(good, id="2", reference="The Tokyo Tower is 333 metres tall.")
+    no_region = dict(good, id="3", question="京都の祇園祭はいつですか？", region=[])
+    for rows, message in (([wrong_lang], "reference detected as en"),
+                          ([no_region], "without a region"),
+                          ([good, dict(good, id="4")], "question repeated"),
+                          ([good], "no item in language de"),
+                          ([good, dict(good, id="5", lang="en", question="How tall is it?",
+                                       reference="It is 333 metres tall.")], "routing target only"),
+                          ([dict(good, topic="Sports")], "field 'topic' is 'Sports'")):
+        with pytest.raises((AssertionError, RecordError), match=message):
+            check_train(_write(tmp_path / "bad.jsonl", rows), min_items=1)
+    texts = {"en": "The weather is nice today.", "de": "Das Wetter ist heute schön."}
+    rows = [{"id": "a", "lang": lang, "text": t} for lang, t in texts.items()]
+    with pytest.raises(AssertionError, match=r"id 'a': missing \['ar'"):
+        check_parallel(_write(tmp_path / "par.jsonl", rows))
+    with pytest.raises(RecordError, match="field 'text'"):
+        check_parallel(_write(tmp_path / "par.jsonl", [{"id": "a", "lang": "de", "text": ""}]))
