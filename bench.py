@@ -3,9 +3,14 @@ Benchmarks for LRPO, one subcommand each. Figures are always ratios against a ba
 the same run, on the same machine; nothing here is asserted by the tests.
 
     python bench.py logprobs      # grpo.token_logprobs vs naive log_softmax().gather(), CPU
+    python bench.py reward        # compute_rewards throughput: encoder vs language ID, tiny encoder
+    python bench.py kernel        # fused Triton GRPO loss vs eager / chunked / Liger (GPU; CPU: torch paths)
+    python bench.py rollout       # 2-rank FSDP2 generation: inside grpo.unsharded vs synced_gpus=True
+    python bench.py step          # time split of one lrpo.py --tiny step (generate / reward / train)
 """
 import argparse
 import gc
+import json
 import os
 import platform
 import sys
@@ -343,8 +348,80 @@ def bench_kernel(N: int = 2048, V: int = 32768, T: int = 256):
           "run `python bench.py kernel` on a CUDA machine for the full comparison.")
 
 
+def _rollout_worker(policy_dir: str, prompts: int = 16, new_tokens: int = 32, repeat: int = 3):
+    """Under torchrun: generation tokens/s of a 2-rank FSDP2 tiny policy, unsharded vs synced_gpus."""
+    import torch.distributed as dist
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from grpo import shard_model, unsharded
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    tok = AutoTokenizer.from_pretrained(policy_dir)
+    model = shard_model(AutoModelForCausalLM.from_pretrained(policy_dir))
+    texts = [json.loads(l)["question"] for l in open("data/sample/train.jsonl", encoding="utf-8")]
+    texts = texts[rank * prompts:(rank + 1) * prompts]
+    chat = [tok.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
+            for t in texts]
+    enc = tok(chat, return_tensors="pt", padding=True, add_special_tokens=False)
+    kw = dict(do_sample=True, max_new_tokens=new_tokens, min_new_tokens=new_tokens, top_k=0,
+              pad_token_id=tok.pad_token_id)
+
+    def plain():
+        model.generate(**enc, synced_gpus=True, **kw)
+
+    def inside():
+        with unsharded(model):
+            model.generate(**enc, **kw)
+
+    times = {}
+    for name, fn in (("plain FSDP2 generate(synced_gpus=True)", plain), ("inside grpo.unsharded", inside)):
+        dist.barrier()
+        times[name] = median_time(fn, repeat)
+    tokens = world * prompts * new_tokens
+    if rank == 0:
+        base = times["plain FSDP2 generate(synced_gpus=True)"]
+        print(f"tiny Qwen2 policy, {world} ranks (gloo), {prompts} prompts x {new_tokens} new tokens per rank, "
+              f"median of {repeat}")
+        print(table([{"generation": k, "s per batch": f"{t:.2f}", "tokens/s (all ranks)": f"{tokens / t:.0f}",
+                      "speed-up": f"{base / t:.2f}x"} for k, t in times.items()]))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def bench_rollout():
+    """Rollout tokens/s under 2-rank FSDP2: generation inside `unsharded` vs plain synced_gpus."""
+    import subprocess
+    import tempfile
+    if "RANK" in os.environ:                                  # a torchrun worker
+        return _rollout_worker(os.environ["BENCH_POLICY"])
+    from data.tiny import build_tiny
+    with tempfile.TemporaryDirectory() as d:
+        policy = build_tiny(d)["policy"]
+        env = {**os.environ, "BENCH_POLICY": policy, "OMP_NUM_THREADS": "1"}
+        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        __file__, "rollout"], env=env, check=True)
+
+
+def bench_step(steps: int = 10):
+    """Where one --tiny training step spends its time, from the metrics of a 2-rank run."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "lrpo.py",
+               "--tiny", "--sft_steps", "0", "--max_steps", str(steps), "--out_dir", d]
+        subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
+        rows = [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl"))][1:]   # step 1 warms up
+    med = {k: sorted(r[k] for r in rows)[len(rows) // 2] for k in ("t_generate", "t_reward", "t_train")}
+    total = sum(med.values())
+    print(f"lrpo.py --tiny under torchrun --nproc_per_node=2: median over steps 2..{steps} "
+          f"(8 prompts x K=8 rollouts, 24 new tokens, rank 0's clock)")
+    print(table([{"stage": k[2:], "s per step": f"{v:.3f}", "share": f"{100 * v / total:.0f}%"} for k, v in med.items()]
+                + [{"stage": "total", "s per step": f"{total:.3f}", "share": "100%"}]))
+
+
 # --- dispatch: each subcommand is a function above this line, registered here ---
 SUBCOMMANDS = {
+    "rollout": bench_rollout,
+    "step": bench_step,
     "kernel": bench_kernel,
     "reward": bench_reward,
     "logprobs": bench_logprobs,

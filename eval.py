@@ -7,13 +7,8 @@ regional QA (CARE / CARE-pro) of any Hugging Face causal LM, printed as the pape
     torchrun --standalone --nproc_per_node=8 eval.py --model out/ckpt --suite ... --out results.json
 
 Under torchrun the items are split across ranks and gathered on rank 0, which writes results.json
-(per-item predictions, per-language scores) and prints a markdown row per task.
-
-Data (JSON Lines, the public datasets' own fields, each with `lang` (code) or `language` (name)):
-mGSM `question`, `answer_number`; Global-MMLU-Lite `question`, `option_a`..`option_d`, `answer` (a
-letter); INCLUDE-lite `question`, `choices` (4), `answer` (0-based); CARE / CARE-pro `question`,
-`answer`; optional `id` / `sample_id`. A suite: {"seen": [codes], "tasks": [{"name", "task", "data"
-(relative to the suite), optional "metric" (care | care_pro), "mc_mode" (loglik | generate)}]}.
+(per-item predictions, per-language scores) and prints a markdown row per task. The data files
+(the public datasets' own fields) and the suite are read and checked by data/eval_sets.py.
 
 Decisions:
 1. Greedy decoding, batched, left-padded, prompts longest first. mGSM and open QA put the bare
@@ -23,9 +18,8 @@ Decisions:
    tok(prompt + " A")[len(tok(prompt)):], has the highest summed log-likelihood. `--mc_mode
    generate` asks the same prompt through the chat template and reads it with `extract_choice`.
 3. mGSM: the first number after the *last* answer word ("Answer", "Antwort", "答案", ...: the
-   item's language and English), else the last number. Full-width and other Unicode digits become
-   ASCII; a separator followed by exactly three digits groups thousands ("1,234", "1.234",
-   "1 234"), otherwise it is a decimal point ("2,5"). Compared in canonical form ("18.0" == "18").
+   item's language and English), else the last number; Unicode digits, thousands and decimal
+   separators are read as data/eval_sets.py says, and compared in canonical form ("18.0" == "18").
 4. Open QA with `--judge`: a local chat model grades greedily with the CARE-pro rubric of the
    paper's Fig. 7 (examples shortened; 1 for CORRECT only) or the CARE 1-10 rating (rating / 10).
    A reply that cannot be parsed scores 0 and is counted.
@@ -33,9 +27,8 @@ Decisions:
    answer (calibrated with `--calib`, raw similarity without), labelled "proxy" wherever printed.
    A language outside the router's 15 has no calibration pair (raw similarity, counted in
    `missing_pairs`); its gate runs py3langid restricted to the router's languages plus it.
-6. Languages: codes or English names ("German", "de", "pt-BR") become ISO 639-1 codes; any code
-   py3langid knows is accepted (unseen languages are welcome), anything else is an error.
-   Seen = the 14 training languages (the router's 15 minus English) unless `--seen` says otherwise.
+6. Languages are names or codes, normalised by data/eval_sets.py (unseen ones are welcome). Seen =
+   the 14 training languages (the router's 15 minus English) unless `--seen` says otherwise.
 7. Scores are percentages. A task's Avg is the macro mean over its languages, as in the paper's
    Table 1 (Qwen2.5 vanilla mGSM: (6 x 35.73 + 5 x 11.84) / 11 = 24.87); the Overall row averages
    the tasks' Seen, Unseen and Avg (the five task averages give the paper's Overall 28.64).
@@ -44,90 +37,17 @@ import argparse
 import json
 import os
 import re
-import unicodedata
 from collections import Counter
-from functools import lru_cache
 
 import torch
 import torch.distributed as dist
+from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from calibrate import CalibrationTable
-from data.records import RecordError, read_jsonl
-from reward import LANGUAGE_NAMES, LANGUAGES, Encoder, clean_for_lid, compute_rewards
-
-TASKS = ("mgsm", "mc", "open")
-LETTERS = "ABCD"
-OTHER_LANGUAGES = (  # English name: ISO 639-1 code, beyond the router's 15 ("_" is a space)
-    "albanian:sq amharic:am armenian:hy azerbaijani:az basque:eu belarusian:be bengali:bn bulgarian:bg "
-    "burmese:my croatian:hr czech:cs danish:da estonian:et finnish:fi georgian:ka greek:el hausa:ha "
-    "hebrew:he hindi:hi hungarian:hu igbo:ig kazakh:kk lithuanian:lt malay:ms malagasy:mg malayalam:ml "
-    "nepali:ne north_macedonian:mk macedonian:mk norwegian:no persian:fa romanian:ro serbian:sr "
-    "sinhala:si somali:so swahili:sw swedish:sv tagalog:tl filipino:tl tamil:ta telugu:te thai:th "
-    "turkish:tr ukrainian:uk urdu:ur uzbek:uz yoruba:yo")
-NAME_TO_CODE = {**{n.lower(): c for c, n in LANGUAGE_NAMES.items()},
-                **dict(p.replace("_", " ").split(":") for p in OTHER_LANGUAGES.split())}
-
-
-@lru_cache(maxsize=64)
-def lid(languages: tuple[str, ...] | None = None):
-    """py3langid's identifier, restricted to `languages` (all of its ~140 when None)."""
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-    ident = LanguageIdentifier.from_model_file(MODEL_FILE)
-    ident.set_languages(list(languages) if languages else None)
-    return ident
-
-
-def normalise_lang(value, where: str) -> str:
-    """'German' / 'de' / 'pt-BR' -> ISO code; RecordError naming `where` otherwise."""
-    text = str(value).strip().lower().replace("_", "-")
-    code = NAME_TO_CODE.get(text, text.split("-")[0])
-    if code not in set(LANGUAGES) | set(lid().nb_classes):
-        raise RecordError(f"{where}: {value!r} is neither a known language name nor an ISO 639-1 "
-                          f"code (router languages: {', '.join(LANGUAGES)})")
-    return code
-
-
-def load_items(path: str, task: str) -> list[dict]:
-    """Items of one JSON Lines file as {id, lang, question, gold, [choices]} (SPEC §6 fields)."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
-    items = []
-    for lineno, obj in read_jsonl(path):
-        where = f"{path}:{lineno}"
-
-        def field(*names):
-            for n in names:
-                if obj.get(n) not in (None, ""):
-                    return obj[n]
-            raise RecordError(f"{where}: field '{'/'.join(names)}' is missing or empty")
-
-        item = {"id": str(obj.get("id", obj.get("sample_id", f"{os.path.basename(path)}:{lineno}"))),
-                "lang": normalise_lang(field("lang", "language"), f"{where}: field 'lang'"),
-                "question": str(field("question"))}
-        if task == "mgsm":
-            item["gold"] = extract_number(str(field("answer_number")), "en")
-            if item["gold"] is None:
-                raise RecordError(f"{where}: field 'answer_number' is not a number")
-        elif task == "open":
-            item["gold"] = str(field("answer"))
-        elif "choices" in obj:                                    # INCLUDE: list + 0-based index
-            choices, answer = field("choices"), field("answer")
-            if not isinstance(choices, list) or len(choices) != 4:
-                raise RecordError(f"{where}: field 'choices' must be a list of 4 options")
-            if type(answer) is not int or not 0 <= answer < 4:
-                raise RecordError(f"{where}: field 'answer' must be a 0-based index 0..3")
-            item.update(choices=[str(c) for c in choices], gold=LETTERS[answer])
-        else:                                                     # Global-MMLU: option_a..d + letter
-            item.update(choices=[str(field(f"option_{c}")) for c in "abcd"],
-                        gold=str(field("answer")).strip().upper())
-            if item["gold"] not in tuple(LETTERS):
-                raise RecordError(f"{where}: field 'answer' must be one of A, B, C, D")
-        items.append(item)
-    if not items:
-        raise RecordError(f"{path}: no records")
-    return items
-
+from data.eval_sets import (LETTERS, MC_MODES, METRICS, NUMBER, TASKS, canonical_number, last_number, lid,
+                            load_items, load_suite, normalise_lang, to_ascii)
+from reward import LANGUAGES, Encoder, clean_for_lid, compute_rewards
 
 # --- answer extraction ----------------------------------------------------------------------------
 
@@ -138,39 +58,22 @@ ANSWER_WORDS = {
     "ja": ["答え"], "ko": ["정답", "답변", "답"], "bn": ["উত্তর"], "sw": ["jibu"], "te": ["సమాధానం"],
     "th": ["คำตอบ"], "el": ["απάντηση"], "tr": ["cevap", "yanıt"], "hi": ["उत्तर"], "uk": ["відповідь"],
 }
-# a thousands group needs a leading 1-9 and the same separator throughout; else digits[.,digits]
-_NUMBER = re.compile(r"(?<![\d.,])-?(?:[1-9]\d{0,2}([,.' \u00a0\u202f])\d{3}(?:\1\d{3})*(?:[.,]\d+)?"
-                     r"|\d+(?:[.,]\d+)?)(?!\d)")
-_SEPARATORS = str.maketrans({"٫": ".", "٬": ",", "−": "-"})
-
-
-def _normalise(text: str) -> str:
-    """Full-width forms (NFKC) and every Unicode decimal digit (Arabic-Indic, ...) to ASCII."""
-    return "".join(unicodedata.normalize("NFKC", c) if "\uff01" <= c <= "\uff5e" else
-                   str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text).translate(_SEPARATORS)
-
-
-def _canonical(match: re.Match) -> str:
-    s = match.group(0).replace(match.group(1), "") if match.group(1) else match.group(0)
-    value = float(s.replace(",", "."))
-    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def extract_number(text: str, lang: str) -> str | None:
     """mGSM's predicted answer (Decision 3) as a canonical string, or None when there is no number."""
-    text = _normalise(text)
+    text = to_ascii(text)
     words = set(ANSWER_WORDS.get(lang, sum(ANSWER_WORDS.values(), [])) + ANSWER_WORDS["en"])
     pattern = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
     after = [m.end() for m in re.finditer(pattern, text, re.IGNORECASE)]
-    if after and (m := _NUMBER.search(text, after[-1])):
-        return _canonical(m)
-    numbers = list(_NUMBER.finditer(text))
-    return _canonical(numbers[-1]) if numbers else None
+    if after and (m := NUMBER.search(text, after[-1])):
+        return canonical_number(m)
+    return last_number(text)
 
 
 def extract_choice(text: str) -> str | None:
     """The letter A-D after an answer word, else a marked one ("(B)", "C.", "**D**"), else a lone one."""
-    text = _normalise(text)
+    text = to_ascii(text)
     words = "|".join(re.escape(w) for ws in ANSWER_WORDS.values() for w in ws)
     for pattern in (rf"(?i:{words})\s*(?:is|est|ist|es|是|は)?\s*[:：]?\s*[(\[*]*([A-D])\b",
                     r"[(\[]([A-D])[)\]]|\*\*([A-D])\*\*|(?<!\w)([A-D])[.):](?!\w)", r"^\W*([A-D])\W*$"):
@@ -236,13 +139,11 @@ def choice_logliks(model, tok, prompts: list[str], batch_size: int, desc: str = 
     scores = torch.empty(len(seqs), dtype=torch.float64)
     for s in tqdm(range(0, len(seqs), batch_size * 4), desc=desc, disable=not show):
         batch = seqs[s:s + batch_size * 4]
-        T = max(len(row) for row, _ in batch)
-        ids = torch.full((len(batch), T), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros(len(batch), T, dtype=torch.long)
-        for b, (row, _) in enumerate(batch):                              # left padding
-            ids[b, T - len(row):], mask[b, T - len(row):] = torch.tensor(row), 1
+        rows = [torch.tensor(row) for row, _ in batch]
+        ids = pad_sequence(rows, batch_first=True, padding_value=tok.pad_token_id, padding_side="left")
+        mask = pad_sequence([torch.ones_like(r) for r in rows], batch_first=True, padding_side="left")
+        ids, mask = ids.to(model.device), mask.to(model.device)              # (B, T), left-padded
         pos = (mask.cumsum(1) - 1).clamp(min=0)                              # (B, T)
-        ids, mask, pos = ids.to(model.device), mask.to(model.device), pos.to(model.device)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits.float()  # (B, T, V)
         logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]   # (B, T-1)
         for b, (_, n) in enumerate(batch):
@@ -300,16 +201,21 @@ def parse_rating(reply: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+JUDGES = {  # --open_metric: (prompt template, reply parser, grade -> score in [0, 1], what it means)
+    "care_pro": (CARE_PRO_RUBRIC, parse_verdict, lambda grade: float(grade == "CORRECT"), "judge CORRECT %"),
+    "care": (CARE_RATING, parse_rating, lambda grade: (grade or 0) / 10, "judge rating x 10")}
+assert tuple(JUDGES) == METRICS, "one judge per metric of data/eval_sets.py"
+
+
 def judge_items(items: list[dict], judge, judge_tok, metric: str, batch_size: int, show: bool) -> Counter:
     """Decision 4: grade each item's `output` against its gold answer."""
-    template = CARE_PRO_RUBRIC if metric == "care_pro" else CARE_RATING
+    template, parse, score, _ = JUDGES[metric]
     prompts = [chat(judge_tok, template.format(question=it["question"], target=it["gold"],
                                                predicted=it["output"])) for it in items]
     replies = generate(judge, judge_tok, prompts, 16, batch_size, "judge", show)
     for it, reply in zip(items, replies):
-        grade = parse_verdict(reply) if metric == "care_pro" else parse_rating(reply)
-        score = grade == "CORRECT" if metric == "care_pro" else (grade or 0) / 10
-        it.update(judge_reply=reply, grade=grade, score=float(score))
+        grade = parse(reply)
+        it.update(judge_reply=reply, grade=grade, score=score(grade))
     return Counter(judge_unparsed=sum(it["grade"] is None for it in items))
 
 
@@ -396,29 +302,26 @@ def format_table(tasks: list[dict]) -> tuple[str, dict]:
 # --- CLI ------------------------------------------------------------------------------------------
 
 def task_specs(args) -> list[dict]:
-    """The tasks to run, from --suite (data paths relative to the suite file) or --task/--data."""
+    """The tasks to run, from --suite or --task/--data; --open_metric / --mc_mode fill in the rest."""
     if args.suite:
-        with open(args.suite, encoding="utf-8") as f:
-            suite = json.load(f)
-        raw, base = suite.get("tasks"), os.path.dirname(os.path.abspath(args.suite))
-        args.seen = args.seen or ",".join(suite.get("seen", []))
+        seen, tasks = load_suite(args.suite)
+        args.seen = args.seen or ",".join(seen)
     elif args.task and args.data:
-        raw, base = [{"task": args.task, "data": args.data}], ""
+        tasks = [{"task": args.task, "data": args.data}]                # load_items checks the task
     else:
         raise ValueError("give --suite, or both --task and --data")
-    if not isinstance(raw, list) or not raw:
-        raise ValueError(f"{args.suite}: 'tasks' must be a non-empty list")
-    specs = []
-    for i, r in enumerate(raw):
-        if r.get("task") not in TASKS:
-            raise ValueError(f"task #{i} is {r.get('task')!r}; valid tasks: {', '.join(TASKS)}")
-        spec = {"name": os.path.splitext(os.path.basename(r.get("data", "?")))[0],
-                "metric": args.open_metric, "mc_mode": args.mc_mode, **r}
-        if "data" not in r or spec["metric"] not in ("care", "care_pro") \
-                or spec["mc_mode"] not in ("loglik", "generate"):
-            raise ValueError(f"task #{i}: needs 'data'; 'metric' is care|care_pro, 'mc_mode' loglik|generate")
-        specs.append({**spec, "data": os.path.join(base, r["data"])})
-    return specs
+    return [{"name": os.path.splitext(os.path.basename(t["data"]))[0], "metric": args.open_metric,
+             "mc_mode": args.mc_mode, **t} for t in tasks]
+
+
+def describe(spec: dict, args) -> tuple[str, str]:
+    """(table row label, what the score means) of one task."""
+    if spec["task"] != "open":
+        return spec["name"], "accuracy %"
+    if args.judge:
+        return spec["name"], JUDGES[spec["metric"]][3]
+    calibrated = f"{args.calib_mode}-calibrated" if args.calib and args.calib_mode != "none" else "raw"
+    return spec["name"] + " (proxy)", f"proxy: r_qual x r_lang vs gold, {calibrated} similarity"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -431,9 +334,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="results.json", help="per-item predictions and scores (rank 0)")
     p.add_argument("--batch_size", type=int, default=16, help="prompts per forward / generate call")
     p.add_argument("--max_new_tokens", type=int, default=512, help="answer length: mgsm, open, mc generate")
-    p.add_argument("--mc_mode", default="loglik", choices=["loglik", "generate"], help="multiple-choice scoring")
+    p.add_argument("--mc_mode", default="loglik", choices=MC_MODES, help="multiple-choice scoring")
     p.add_argument("--judge", help="local chat model grading open answers; without it, the proxy score")
-    p.add_argument("--open_metric", default="care_pro", choices=["care_pro", "care"],
+    p.add_argument("--open_metric", default="care_pro", choices=METRICS,
                    help="judge protocol: CARE-pro rubric accuracy, or CARE 1-10 rating x 10")
     p.add_argument("--encoder", default="jhu-clsp/mmBERT-small", help="the proxy's sentence encoder")
     p.add_argument("--calib", help="calibrate.py table for the proxy; without it, raw similarity")
@@ -473,16 +376,9 @@ def main(argv=None) -> None:
         if ddp:
             dist.all_gather_object(parts, (mine, counts))
         merged = sorted((it for part, _ in parts for it in part), key=lambda it: it["index"])
-        proxy = spec["task"] == "open" and not args.judge
-        metric = {"care": "judge rating x 10", "care_pro": "judge CORRECT %"}[spec["metric"]]
-        if spec["task"] != "open":
-            metric = "accuracy %"
-        elif proxy:
-            calibrated = f"{args.calib_mode}-calibrated" if args.calib and args.calib_mode != "none" else "raw"
-            metric = f"proxy: r_qual x r_lang vs gold, {calibrated} similarity"
-        results.append({"name": spec["name"], "label": spec["name"] + (" (proxy)" if proxy else ""),
-                        "task": spec["task"], "data": spec["data"], "metric": metric,
-                        "counters": dict(sum((c for _, c in parts), Counter())),
+        label, metric = describe(spec, args)
+        results.append({"name": spec["name"], "label": label, "task": spec["task"], "data": spec["data"],
+                        "metric": metric, "counters": dict(sum((c for _, c in parts), Counter())),
                         **summarise(merged, seen), "items": merged})
     if rank == 0:
         table, total = format_table(results)

@@ -266,7 +266,12 @@ def unsharded(model: torch.nn.Module):
 
 
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
-    """Sum a tensor over ranks in place when torch.distributed is up; identity otherwise."""
+    """Sum a tensor over ranks in place when torch.distributed is up; identity otherwise.
+    A CPU tensor under NCCL travels through the current CUDA device and back."""
     if dist.is_available() and dist.is_initialized():
+        if dist.get_backend() == "nccl" and not x.is_cuda:
+            y = x.cuda()
+            dist.all_reduce(y, op=dist.ReduceOp.SUM)
+            return x.copy_(y)
         dist.all_reduce(x, op=dist.ReduceOp.SUM)
     return x

@@ -24,6 +24,7 @@ Everything else is plain GRPO (grpo.py): one optimizer step per batch, clipped r
 """
 import argparse
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from calibrate import CalibrationTable, build_table, group_parallel, load_parallel
 from data.records import load_train
 from grpo import (LOSS_AGGS, all_reduce_sum, full_state_dict, policy_loss, shard_model,
                   token_logprobs, unsharded)
@@ -96,7 +98,7 @@ g.add_argument("--seed", type=int, default=42, help="seed (offset by rank for sa
 args = p.parse_args()
 if args.tiny:  # the measured CPU recipe (SPEC §7): warm start, then a smaller RL learning rate
     tiny = dict(train_file="data/sample/train.jsonl", prompts_per_step=8, max_new_tokens=24,
-                max_prompt_len=160, lr=3e-4, sft_steps=300, sft_lr=3e-3, max_steps=120,
+                max_prompt_len=160, lr=3e-4, sft_steps=1000, sft_lr=3e-3, max_steps=120,
                 save_every=40, micro_prompts=4, gen_batch_size=64)
     for k, v in tiny.items():
         if getattr(args, k) == p.get_default(k):
@@ -127,7 +129,12 @@ def fail(msg):
     raise SystemExit(f"lrpo.py: {msg}")
 
 
-items = load_train(args.train_file, LANGUAGES, TOPICS)          # file:line:field errors, before models
+try:                                                             # every line, before any model loads
+    items = load_train(args.train_file, LANGUAGES, TOPICS)
+    parallel = load_parallel(args.parallel_file, LANGUAGES) if (args.tiny or args.sft_steps or (
+        args.calibration != "none" and not args.calib_file)) else []
+except (ValueError, OSError) as e:
+    fail(str(e))
 if args.K <= args.K_on and args.router_mode == "learned":
     fail(f"--K {args.K} must exceed --K_on {args.K_on}: the router needs free rollouts")
 if args.prompts_per_step % world:
@@ -151,7 +158,7 @@ if args.tiny:
     if master and not os.path.exists(os.path.join(tiny_dir, "encoder", "config.json")):
         from data.tiny import build_tiny
         texts = [t for it in items for t in (it["question"], it["reference"])]
-        texts += [json.loads(l)["text"] for l in open(args.parallel_file, encoding="utf-8") if l.strip()]
+        texts += [r["text"] for r in parallel]
         build_tiny(tiny_dir, texts, seed=args.seed)
     if ddp:
         dist.barrier()
@@ -183,11 +190,9 @@ model = load_policy(resume_dir or start_dir)
 encoder = Encoder(args.encoder, device=str(device))
 
 # ----------------------------------------------------------------------------- calibration table
-from calibrate import CalibrationTable, build_table, load_parallel  # noqa: E402
-
 calib_path = args.calib_file or os.path.join(args.out_dir, "calibration.json")
 if master and args.calibration != "none" and not os.path.exists(calib_path):
-    table = build_table(load_parallel(args.parallel_file, LANGUAGES), encoder, seed=args.seed)
+    table = build_table(parallel, encoder, seed=args.seed)
     table.save(calib_path + ".tmp")
     os.replace(calib_path + ".tmp", calib_path)
 if ddp:
@@ -206,8 +211,10 @@ def build_prompt(question: str, lang: str) -> str:
     return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 
-def prompt_len(item) -> int:
-    return max(len(tok(build_prompt(item["question"], l))["input_ids"]) for l in LANGUAGES)
+def prompt_tokens(item) -> int:
+    """Prompt length in tokens: the longest over the languages it may be routed to."""
+    prompts = [build_prompt(item["question"], l) for l in LANGUAGES]
+    return max(map(len, tok(prompts, add_special_tokens=False)["input_ids"]))
 
 
 def response_mask(resp: torch.Tensor) -> torch.Tensor:
@@ -252,8 +259,7 @@ def sft(steps: int) -> None:
     """Supervised warm start on (question + language tag -> answer in that language) (paper §5.4):
     cross-lingual pairs of the parallel set (text in language a, tag b -> the text in b) and the
     training items with their own language. Writes the result to out_dir/sft (the KL reference)."""
-    from calibrate import group_parallel
-    by_id, _ = group_parallel(load_parallel(args.parallel_file, LANGUAGES))
+    by_id, _ = group_parallel(parallel)
     examples = [(it["question"], it["lang"], it["reference"]) for it in items]
     examples += [(texts[a], b, texts[b]) for texts in by_id.values() for a in texts for b in texts if a != b]
     opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=args.weight_decay)
@@ -338,11 +344,11 @@ def truncate_log(path: str, step: int) -> None:
 
 
 # ----------------------------------------------------------------------------- set-up
-too_long = [it for it in items if prompt_len(it) > args.max_prompt_len]
-items = [it for it in items if prompt_len(it) <= args.max_prompt_len]
+fits = [prompt_tokens(it) <= args.max_prompt_len for it in items]
+n_long, items = fits.count(False), [it for it, ok in zip(items, fits) if ok]
 for it in items:  # Translation: the gate checks the reference's own language (SPEC §1.3)
     it["gate_lang"] = (detect_language(it["reference"]) or it["lang"]) if it["topic"] == "Translation" else None
-print0(f"{len(items)} training items from {args.train_file}; skipped {len(too_long)} with prompts over "
+print0(f"{len(items)} training items from {args.train_file}; skipped {n_long} with prompts over "
        f"{args.max_prompt_len} tokens; world {world} on {device}; loss path {kernel}")
 if len(items) < args.prompts_per_step:
     fail(f"only {len(items)} items fit --max_prompt_len {args.max_prompt_len}")
@@ -472,7 +478,16 @@ for step in bar:
     if (step + 1) % args.save_every == 0 or step + 1 == total_steps:
         save_checkpoint(step + 1)
 
+# Every rank must hold the identical router (its update all-reduces the buckets): check it.
+digest = hashlib.sha256(torch.cat([router.A.flatten(), router.B.flatten()]).numpy().tobytes()).hexdigest()
+digests = [None] * world
+if ddp:
+    dist.all_gather_object(digests, digest)
+else:
+    digests = [digest]
+assert len(set(digests)) == 1, f"ranks disagree on the router: {digests}"
 print0(router.table())
+print0(f"router identical on all {world} ranks")
 if ddp:
     dist.barrier()
     dist.destroy_process_group()

@@ -17,6 +17,10 @@ Decisions:
    building code is the same for the tiny policy and the real one. `<|im_end|>` is EOS.
 3. The encoder shares the policy's tokenizer: mean pooling only needs an attention mask.
 4. Building is deterministic for a given seed and text, so the demo and tests are reproducible.
+5. Vocabulary 4,000 (fewer if the text has fewer merges): with whole-word pieces the tiny policy's
+   samples are recognisable words, so language ID can gate them. Measured with `lrpo.py --tiny`
+   (1,000 SFT steps, then 120 RL steps, one process): vocabulary 2,000 gave r_lang 0.26 -> 0.54
+   over training, 4,000 gave 0.44 -> 0.64; at 800 the warm-started policy's gate rate was 0.19.
 """
 import os
 
@@ -50,7 +54,7 @@ SEED_TEXT = [
 ]
 
 
-def build_tokenizer(texts: list[str], out_dir: str, vocab_size: int = 800) -> str:
+def build_tokenizer(texts: list[str], out_dir: str, vocab_size: int = 4000) -> str:
     """Train a byte-level BPE on `texts` (+ SEED_TEXT), give it a chat template, save it."""
     from transformers import PreTrainedTokenizerFast
 
@@ -103,7 +107,8 @@ def build_encoder(tokenizer_dir: str, out_dir: str, hidden: int = 64, layers: in
     return out_dir
 
 
-def build_tiny(out_dir: str, texts: list[str] = (), vocab_size: int = 800, seed: int = 0) -> dict:
+def build_tiny(out_dir: str, texts: list[str] = (), vocab_size: int = 4000,
+               seed: int = 0) -> dict:
     """Tokenizer, policy and encoder under `out_dir`; returns their directories."""
     tok = build_tokenizer(texts, os.path.join(out_dir, "tokenizer"), vocab_size)
     return {"tokenizer": tok,

@@ -1,5 +1,6 @@
 """
-Tests for eval.py: answer extraction against hand-written expectations, multiple-choice scoring
+Tests for eval.py and data/eval_sets.py: loading and checking the sets, answer extraction against
+hand-written expectations, multiple-choice scoring
 against log-likelihoods computed directly in fp64, the judge and proxy paths, the CLI end to end
 on the tiny model and data/sample/eval/, and a 2-rank torchrun run against the 1-rank run.
 """
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 import eval as E
+from data.eval_sets import last_number, load_items, load_suite, normalise_lang
 from data.records import RecordError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,16 +103,16 @@ def test_parse_rating(reply, want):
 
 
 def test_sample_sets_load_and_normalise():
-    gm = E.load_items(os.path.join(SAMPLE, "global_mmlu_lite.jsonl"), "mc")
-    inc = E.load_items(os.path.join(SAMPLE, "include_lite.jsonl"), "mc")
-    care = E.load_items(os.path.join(SAMPLE, "care.jsonl"), "open")
-    mgsm = E.load_items(os.path.join(SAMPLE, "mgsm.jsonl"), "mgsm")
+    gm = load_items(os.path.join(SAMPLE, "global_mmlu_lite.jsonl"), "mc")
+    inc = load_items(os.path.join(SAMPLE, "include_lite.jsonl"), "mc")
+    care = load_items(os.path.join(SAMPLE, "care.jsonl"), "open")
+    mgsm = load_items(os.path.join(SAMPLE, "mgsm.jsonl"), "mgsm")
     assert (len(gm), len(inc), len(care), len(mgsm)) == (15, 15, 15, 20)
     assert inc[0]["gold"] == "B" and inc[0]["choices"][1] == "Москва"    # 0-based index 1 -> B
     assert {it["lang"] for it in inc} == {"ru", "pt", "el"}               # names -> codes
     assert {it["lang"] for it in care} == {"zh", "ja", "ar"}
     assert [it["gold"] for it in mgsm[:5]] == ["7", "40", "150", "300", "43"]
-    assert E.normalise_lang("pt-BR", "x") == "pt" and E.normalise_lang("Swahili", "x") == "sw"
+    assert normalise_lang("pt-BR", "x") == "pt" and normalise_lang("Swahili", "x") == "sw"
     assert E.mc_prompt(gm[0]) == "What is the chemical symbol for gold?\nA. Ag\nB. Au\nC. Gd\nD. Go\nAnswer:"
 
 
@@ -119,19 +121,33 @@ def test_bad_input_names_file_line_and_field(tmp_path):
     path.write_text('{"question": "1+1?", "answer_number": 2, "lang": "en"}\n\n'
                     '{"question": "2+2?", "lang": "de"}\n', encoding="utf-8")
     with pytest.raises(RecordError, match=r"bad\.jsonl:3: field 'answer_number'"):
-        E.load_items(str(path), "mgsm")
+        load_items(str(path), "mgsm")
     path.write_text('{"question": "q", "answer": "a", "language": "Klingon"}\n', encoding="utf-8")
     with pytest.raises(RecordError, match=r"bad\.jsonl:1: field 'lang'.*Klingon"):
-        E.load_items(str(path), "open")
+        load_items(str(path), "open")
     path.write_text('{"question": "q", "choices": ["a", "b", "c", "d"], "answer": 4, "lang": "ru"}\n')
     with pytest.raises(RecordError, match=r"bad\.jsonl:1: field 'answer'"):
-        E.load_items(str(path), "mc")
+        load_items(str(path), "mc")
     with pytest.raises(ValueError, match="valid tasks: mgsm, mc, open"):
         E.main(["--model", "unused", "--task", "qa", "--data", str(path)])
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps({"tasks": [{"task": "mmlu", "data": "bad.jsonl"}]}))
     with pytest.raises(ValueError, match="valid tasks: mgsm, mc, open"):
         E.main(["--model", "unused", "--suite", str(suite)])
+    for bad in ({"task": "mc"}, {"task": "open", "data": "bad.jsonl", "metric": "bleu"},
+                {"task": "mc", "data": "bad.jsonl", "mc_mode": "cloze"}):
+        suite.write_text(json.dumps({"tasks": [{"task": "mgsm", "data": "x.jsonl"}, bad]}))
+        with pytest.raises(RecordError, match=r"suite\.json: task #1: needs 'data'"):
+            load_suite(str(suite))
+
+
+def test_suite_paths_and_gold_numbers_match_extraction():
+    seen, tasks = load_suite(SUITE)
+    assert "en" not in seen and all(os.path.isfile(t["data"]) for t in tasks)   # relative to the suite
+    # a gold answer_number and the same number written in an answer compare equal as strings
+    for gold, text, lang in [("1234", "Antwort: 1.234", "de"), ("2.5", "Réponse: 2,5", "fr"),
+                             ("18", "答案：１８", "zh"), ("-7", "The answer is −7.", "en"), ("18.0", "18", "en")]:
+        assert last_number(gold) == E.extract_number(text, lang), (gold, text)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +157,7 @@ def tiny(tiny_policy_dir):
 
 def test_mc_loglik_matches_direct_fp64(tiny):
     model, tok = tiny
-    items = E.load_items(os.path.join(SAMPLE, "include_lite.jsonl"), "mc")[::3]   # mixed lengths
+    items = load_items(os.path.join(SAMPLE, "include_lite.jsonl"), "mc")[::3]   # mixed lengths
     prompts = [E.mc_prompt(it) for it in items]
     got = E.choice_logliks(model, tok, prompts, batch_size=3, show=False)      # (N, 4), padded
     ref = model.to(torch.float64)
@@ -225,11 +241,11 @@ def test_generated_answers_are_scored(tiny, monkeypatch):
     replies = iter(["Antwort: 7", "The answer is 41.", "答案是 150。", "no idea", "Answer: (B)", "C", "hmm"])
     monkeypatch.setattr(E, "generate", lambda m, t, prompts, *a, **k: [next(replies) for _ in prompts])
     args = E.parse_args(["--model", "unused"])
-    mgsm = [dict(it) for it in E.load_items(os.path.join(SAMPLE, "mgsm.jsonl"), "mgsm")[5:9]]
+    mgsm = [dict(it) for it in load_items(os.path.join(SAMPLE, "mgsm.jsonl"), "mgsm")[5:9]]
     counts = E.run_task({"name": "m", "task": "mgsm"}, mgsm, model, tok, args, {}, show=False)
     assert [it["pred"] for it in mgsm] == ["7", "41", "150", None]       # golds: 7, 40, 150, 300
     assert [it["score"] for it in mgsm] == [1.0, 0.0, 1.0, 0.0] and counts["no_answer"] == 1
-    mc = E.load_items(os.path.join(SAMPLE, "global_mmlu_lite.jsonl"), "mc")[:3]   # golds: B, C, B
+    mc = load_items(os.path.join(SAMPLE, "global_mmlu_lite.jsonl"), "mc")[:3]   # golds: B, C, B
     counts = E.run_task({"name": "g", "task": "mc", "mc_mode": "generate"}, mc, model, tok, args, {}, show=False)
     assert [it["score"] for it in mc] == [1.0, 1.0, 0.0] and counts["no_answer"] == 1
 
