@@ -431,5 +431,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=sorted(SUBCOMMANDS), help="which benchmark to run")
     args = parser.parse_args()
-    print(f"# bench {args.what} on {machine()}")
+    if "RANK" not in os.environ:                              # not a torchrun worker of `rollout`
+        print(f"# bench {args.what} on {machine()}")
     SUBCOMMANDS[args.what]()

@@ -1,11 +1,11 @@
 """
 LRPO training: GRPO whose rollouts are generated in languages chosen by a learned router.
 
-    python lrpo.py --tiny                                          # CPU demo, tiny models, ~2 min
-    torchrun --standalone --nproc_per_node=2 lrpo.py --tiny        # the same under 2-rank FSDP2
-    python lrpo.py --train_file data/train.jsonl --parallel_file data/parallel.jsonl   # 1 GPU
+    torchrun --standalone --nproc_per_node=2 lrpo.py --tiny        # CPU demo under 2-rank FSDP2, ~3 min
+    python lrpo.py --tiny                                          # the same in one process
+    torchrun --standalone --nproc_per_node=1 lrpo.py --train_file data/train.jsonl   # 1 GPU
     torchrun --standalone --nproc_per_node=8 lrpo.py --train_file data/train.jsonl \\
-        --parallel_file data/parallel.jsonl                        # the paper's setup, 8 GPUs
+        --calib_file data/calib.json                               # the paper's setup, 8 GPUs
     torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 \\
         lrpo.py ...                                                # multi-node (shared filesystem)
     torchrun ... lrpo.py ... --resume auto                         # continue from the newest ckpt-*
@@ -20,7 +20,20 @@ How LRPO departs from GRPO (paper §3, SPEC §1):
 4. The GRPO group therefore mixes languages: advantages compare answers across languages.
 5. Router: every M steps, an EMA of the z-scored mean reward of each (topic, region, language)
    bucket moves A and B; tau and eps anneal every step. Ranks all-reduce the buckets.
-Everything else is plain GRPO (grpo.py): one optimizer step per batch, clipped ratio, k3 KL.
+
+Decisions:
+1. One optimizer step per batch (the release's setting), so the old policy is the current one:
+   old_logp = logp.detach() (ratio 1 in value, the exact gradient) and no forward pass is spent on
+   it. The reference model (the initial or warm-started policy, frozen, sharded) runs only if beta > 0.
+2. Micro-batches hold whole groups (--micro_prompts prompts x K), so the fused kernel can form the
+   advantages itself; the loss is normalised by the response tokens of the global batch and
+   multiplied by the world size to undo FSDP's gradient averaging (grpo.py, decision 4).
+3. GPUs run under torchrun (one GPU too): FSDP2 with bf16 compute and fp32 master weights and
+   reduction. `python lrpo.py` is the one-process fp32 path (CPU).
+4. Checkpoints hold what an exact resume needs: model, optimizer, router (with its buffer), every
+   rank's RNG and the step; the data order is a function of (seed, step). Same world size only.
+5. Prompts longer than --max_prompt_len are skipped and counted, never truncated (the tag is at
+   the end). --tiny replaces only the flags left at their defaults (the measured CPU recipe).
 """
 import argparse
 import glob
@@ -289,7 +302,7 @@ def sft(steps: int) -> None:
         bar.set_postfix(nll=f"{float(all_reduce_sum(loss.detach().cpu())):.3f}")
     sd = full_state_dict(model)
     if master:
-        publish(write_model_dir(sd, sft_dir), sft_dir)
+        save_dir(sft_dir, sd)
     if ddp:
         dist.barrier()
 
@@ -299,38 +312,33 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions,  # noqa: 
                                                      get_optimizer_state_dict, set_optimizer_state_dict)
 
 
-def write_model_dir(sd: dict, path: str) -> str:
-    """Rank 0: a Hugging Face model directory (config, safetensors, tokenizer) under a temporary
-    name beside `path`; returns that name. publish() renames it, so a crash never leaves half."""
-    tmp = os.path.join(os.path.dirname(path) or ".", ".tmp-" + os.path.basename(path))
+def save_dir(path: str, sd: dict, trainer_state: dict | None = None) -> None:
+    """Rank 0: a Hugging Face model directory (config, safetensors, tokenizer), plus
+    trainer_state.pt when given, written under a temporary name and then renamed: a crash never
+    leaves half a directory."""
+    tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, state_dict=sd)
     tok.save_pretrained(tmp)
-    return tmp
-
-
-def publish(tmp: str, path: str) -> None:
+    if trainer_state is not None:
+        torch.save(trainer_state, os.path.join(tmp, "trainer_state.pt"))
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
 
 
 def save_checkpoint(step: int) -> None:
-    """ckpt-STEP/: an HF model directory plus trainer_state.pt (optimizer, router, every rank's RNG,
-    step). Collective; rank 0 writes."""
+    """ckpt-STEP/: the model plus the trainer state (optimizer, router, every rank's RNG, step).
+    Collective: every rank gathers, rank 0 writes."""
     sd = full_state_dict(model)
     osd = get_optimizer_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    rng = [None] * world
-    state = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}
+    rng = [{"cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}] * world
     if ddp:
-        dist.all_gather_object(rng, state)
-    else:
-        rng[0] = state
+        dist.all_gather_object(rng, rng[0])
     if master:
-        final = os.path.join(args.out_dir, f"ckpt-{step}")
-        tmp = write_model_dir(sd, final)
-        torch.save({"step": step, "optimizer": osd, "router": router.state_dict(), "rng": rng,
-                    "world": world, "args": vars(args)}, os.path.join(tmp, "trainer_state.pt"))
-        publish(tmp, final)
+        save_dir(os.path.join(args.out_dir, f"ckpt-{step}"), sd, {
+            "step": step, "optimizer": osd, "router": router.state_dict(), "rng": rng, "world": world,
+            "args": vars(args)})
     if ddp:
         dist.barrier()
 
@@ -426,7 +434,7 @@ for step in bar:
     agg = dict(clip_low=args.clip_low, clip_high=args.clip_high, beta=args.beta, agg=args.loss_agg,
                num_tokens=num_tokens, num_seqs=args.prompts_per_step * K, max_len=args.max_new_tokens,
                temperature=args.temperature, scale=args.scale_rewards, kernel=kernel)
-    sums = torch.zeros(5)                                         # loss, kl, clip, ratio, tokens
+    acc = dict.fromkeys(("loss", "kl", "clip_frac", "ratio", "tokens"), 0.0)
     n_micro = P_local // args.micro_prompts
     for i in range(n_micro):
         rows = slice(i * args.micro_prompts * K, (i + 1) * args.micro_prompts * K)
@@ -439,8 +447,10 @@ for step in bar:
         logits = forward_logits(model, ids[rows], am[rows], R)   # (b, R, V)
         loss, st = policy_loss(logits, resp[rows], rewards[rows], rmask[rows], K, None, ref_logp, **agg)
         (loss * world).backward()                                 # FSDP averages over ranks
-        sums += torch.tensor([loss.item(), st["kl"] * st["tokens"], st["clip_frac"] * st["tokens"],
-                              st["ratio"] * st["tokens"], st["tokens"]])
+        acc["loss"] += loss.item()
+        for k in ("kl", "clip_frac", "ratio"):                    # token-weighted across micro-batches
+            acc[k] += st[k] * st["tokens"]
+        acc["tokens"] += st["tokens"]
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip or float("inf"))
     grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
     opt.step()
@@ -452,18 +462,18 @@ for step in bar:
         router.record(it["topic"], it["region"], langs[j], out["reward"][j * K:(j + 1) * K])
     updated = router.step()
 
-    # --- log: metrics averaged over ranks, one line per step from rank 0
-    red = all_reduce_sum(torch.cat([torch.stack([out[k].sum() for k in ("reward", "r_qual", "r_lang", "sim")]),
-                                    sums, torch.tensor([float(len(texts)), float(rmask.sum()),
-                                                        out["missing_pairs"], out["no_language"]])]))
-    n, tokens = red[9].item(), red[8].item()
-    row = {"step": step + 1, "reward": red[0].item() / n, "r_qual": red[1].item() / n,
-           "r_lang": red[2].item() / n, "sim": red[3].item() / n, "loss": red[4].item(),
-           "kl": red[5].item() / tokens, "clip_frac": red[6].item() / tokens, "ratio": red[7].item() / tokens,
-           "grad_norm": float(grad_norm), "response_len": red[10].item() / n,
-           "tokens_per_s": red[10].item() / max(t_generate, 1e-9) / world, "t_generate": t_generate,
+    # --- log: sums over ranks, one line per step from rank 0
+    local = {**{k: float(out[k].sum()) for k in ("reward", "r_qual", "r_lang", "sim")}, **acc,
+             "n": len(texts), "response_tokens": float(rmask.sum()),
+             "missing_pairs": out["missing_pairs"], "no_language": out["no_language"]}
+    tot = dict(zip(local, all_reduce_sum(torch.tensor(list(local.values()), dtype=torch.float64)).tolist()))
+    row = {"step": step + 1, **{k: tot[k] / tot["n"] for k in ("reward", "r_qual", "r_lang", "sim")},
+           "loss": tot["loss"], **{k: tot[k] / max(tot["tokens"], 1) for k in ("kl", "clip_frac", "ratio")},
+           "grad_norm": float(grad_norm), "response_len": tot["response_tokens"] / tot["n"],
+           "tokens_per_s": tot["response_tokens"] / t_generate, "t_generate": t_generate,
            "t_reward": t_reward, "t_train": t_train, "tau": router.tau, "eps": router.eps,
-           "missing_pairs": int(red[11]), "no_language": int(red[12]), "router_updated": updated}
+           "missing_pairs": int(tot["missing_pairs"]), "no_language": int(tot["no_language"]),
+           "router_updated": updated}
     if master:
         with open(metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
