@@ -24,12 +24,16 @@ Decisions:
 5. FSDP2 only (`fully_shard` on each decoder layer, then the root); FSDP1 segfaults on the full state
    dict path (SPEC §7). Generation runs inside `unsharded(model)`: with every parameter gathered and
    reshard-after-forward off, a forward pass issues no collective, so ranks may stop generating at
-   different lengths without deadlocking.
+   different lengths without deadlocking (`generate_rollouts` does this for you).
+6. Rollouts are one tensor per batch: the left-padded prompt then the response, padded after its
+   EOS; the training forward (`response_logits`) gives position ids that skip the left padding, as
+   generate() does, so the log-probs it trains on are those the samples were drawn from.
 """
 import contextlib
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 LOSS_AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
@@ -263,6 +267,49 @@ def unsharded(model: torch.nn.Module):
         for m in modules:
             m.set_reshard_after_forward(m is not model, recurse=False)
             m.reshard()
+
+
+# ----------------------------------------------------------------------------- rollouts
+
+def response_mask(resp: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """(N, R) generated ids -> (N, R) long: 1 up to and including the first EOS, 0 after."""
+    eos = resp == eos_id
+    after = (eos.cumsum(1) - eos.long()) > 0                        # strictly after the first EOS
+    return (~after).long()
+
+
+@torch.no_grad()
+def generate_rollouts(model, tok, prompts: list[str], max_new_tokens: int, temperature: float = 1.0,
+                      top_p: float = 1.0, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Sample one response per prompt, batched and left-padded, inside `unsharded(model)`.
+
+    -> ids (N, P + R): left-padded prompt then response (pads after EOS), attention mask (N, P + R)
+    with 0 on padding, and P, the padded prompt length. R is the longest response in the batch.
+    Sampling is plain: no top-k, no repetition penalty, whatever the model's generation_config says.
+    """
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    P, outs = enc["input_ids"].shape[1], []
+    with unsharded(model):
+        for s in range(0, len(prompts), batch_size):
+            out = model.generate(input_ids=enc["input_ids"][s:s + batch_size],
+                                 attention_mask=enc["attention_mask"][s:s + batch_size],
+                                 do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
+                                 repetition_penalty=1.0, max_new_tokens=max_new_tokens,
+                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            outs.append(F.pad(out[:, P:], (0, max_new_tokens - (out.shape[1] - P)), value=tok.pad_token_id))
+    resp = torch.cat(outs)                                          # (N, max_new_tokens)
+    rmask = response_mask(resp, tok.eos_token_id)
+    R = int(rmask.sum(1).max())
+    resp, rmask = resp[:, :R].masked_fill(rmask[:, :R] == 0, tok.pad_token_id), rmask[:, :R]
+    return torch.cat([enc["input_ids"], resp], 1), torch.cat([enc["attention_mask"], rmask], 1), P
+
+
+def response_logits(model, ids: torch.Tensor, attention_mask: torch.Tensor, n_resp: int) -> torch.Tensor:
+    """Logits predicting the last n_resp tokens of ids (B, L): (B, n_resp, V). Position ids skip
+    the left padding, as generate() does, so training log-probs match the sampling ones."""
+    pos = (attention_mask.cumsum(1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=attention_mask, position_ids=pos, logits_to_keep=n_resp + 1)
+    return out.logits[:, :-1]
 
 
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:

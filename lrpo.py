@@ -49,8 +49,8 @@ from tqdm import tqdm
 
 from calibrate import CalibrationTable, build_table, group_parallel, load_parallel
 from data.records import load_train
-from grpo import (LOSS_AGGS, all_reduce_sum, full_state_dict, policy_loss, shard_model,
-                  token_logprobs, unsharded)
+from grpo import (LOSS_AGGS, all_reduce_sum, full_state_dict, generate_rollouts, policy_loss,
+                  response_logits, shard_model, token_logprobs)
 from reward import LANGUAGE_NAMES, LANGUAGES, Encoder, compute_rewards, detect_language
 from router import MODES, REGIONS, TOPICS, LanguageRouter
 
@@ -96,7 +96,7 @@ g.add_argument("--clip_low", type=float, default=0.2, help="ratio clip below 1")
 g.add_argument("--clip_high", type=float, default=0.2, help="ratio clip above 1")
 g.add_argument("--beta", type=float, default=0.001, help="k3 KL coefficient (0 = no reference model)")
 g.add_argument("--loss_agg", choices=LOSS_AGGS, default="token-mean", help="loss aggregation")
-g.add_argument("--micro_prompts", type=int, default=4, help="prompts (x K rollouts) per forward/backward on a rank")
+g.add_argument("--micro_prompts", type=int, default=1, help="prompts (x K rollouts) per forward/backward on a rank")
 g.add_argument("--epochs", type=int, default=4, help="passes over the training set")
 g.add_argument("--max_steps", type=int, default=0, help="stop after this many steps (0 = epochs decide)")
 g.add_argument("--sft_steps", type=int, default=0, help="warm-start SFT steps before RL (paper §5.4)")
@@ -230,43 +230,6 @@ def prompt_tokens(item) -> int:
     return max(map(len, tok(prompts, add_special_tokens=False)["input_ids"]))
 
 
-def response_mask(resp: torch.Tensor) -> torch.Tensor:
-    """(N, R) generated ids -> (N, R) 1 up to and including the first EOS, 0 after."""
-    eos = resp == tok.eos_token_id
-    after = (eos.cumsum(1) - eos.long()) > 0                     # strictly after the first EOS
-    return (~after).long()
-
-
-@torch.no_grad()
-def rollout(prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Sample one response per prompt. -> ids (N, P+R) left-padded prompt + response,
-    attention mask (N, P+R), P (the padded prompt length)."""
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-    P = enc["input_ids"].shape[1]
-    outs = []
-    with unsharded(model):
-        for s in range(0, len(prompts), args.gen_batch_size):
-            ids, am = enc["input_ids"][s:s + args.gen_batch_size], enc["attention_mask"][s:s + args.gen_batch_size]
-            out = model.generate(input_ids=ids, attention_mask=am, do_sample=True, temperature=args.temperature,
-                                 top_p=args.top_p, top_k=0, repetition_penalty=1.0,
-                                 max_new_tokens=args.max_new_tokens, pad_token_id=tok.pad_token_id,
-                                 eos_token_id=tok.eos_token_id)
-            resp = torch.nn.functional.pad(out[:, P:], (0, args.max_new_tokens - (out.shape[1] - P)),
-                                           value=tok.pad_token_id)
-            outs.append(resp)
-    resp = torch.cat(outs)                                        # (N, R)
-    rmask = response_mask(resp)
-    resp = resp.masked_fill(rmask == 0, tok.pad_token_id)
-    return torch.cat([enc["input_ids"], resp], 1), torch.cat([enc["attention_mask"], rmask], 1), P
-
-
-def forward_logits(m, ids, am, n_resp):
-    """Logits predicting the last n_resp tokens: (B, n_resp, V). Position ids skip the left padding,
-    as generate() does, so training log-probs match sampling log-probs."""
-    pos = (am.cumsum(1) - 1).clamp(min=0)
-    return m(input_ids=ids, attention_mask=am, position_ids=pos, logits_to_keep=n_resp + 1).logits[:, :-1]
-
-
 # ----------------------------------------------------------------------------- warm-start SFT
 def sft(steps: int) -> None:
     """Supervised warm start on (question + language tag -> answer in that language) (paper §5.4):
@@ -292,7 +255,7 @@ def sft(steps: int) -> None:
         lmask = torch.tensor([[0] * (T - len(x)) + x for x in masks], device=device)
         am = (torch.arange(T, device=device)[None] >= T - torch.tensor(list(map(len, seqs)), device=device)[:, None]).long()
         n_resp = int(lmask.sum(1).max())
-        logits = forward_logits(model, ids, am, n_resp)                       # (b, n_resp, V)
+        logits = response_logits(model, ids, am, n_resp)                       # (b, n_resp, V)
         logp = token_logprobs(logits, ids[:, -n_resp:])                        # (b, n_resp)
         n_tok = all_reduce_sum(lmask.sum().float().cpu())
         loss = -(logp * lmask[:, -n_resp:]).sum() / n_tok
@@ -374,7 +337,8 @@ total_steps = args.max_steps or args.epochs * steps_per_epoch
 metrics_path, router_path = (os.path.join(args.out_dir, f) for f in ("metrics.jsonl", "router.jsonl"))
 step = 0
 if resume_dir:
-    state = torch.load(os.path.join(resume_dir, "trainer_state.pt"), weights_only=False)
+    # mmap: the ranks share one page-cached copy of the (large) optimizer state.
+    state = torch.load(os.path.join(resume_dir, "trainer_state.pt"), weights_only=False, mmap=True)
     if state["world"] != world:
         fail(f"{resume_dir} was written by {state['world']} ranks; exact resume needs the same world size")
     set_optimizer_state_dict(model, opt, optim_state_dict=state["optimizer"],
@@ -413,7 +377,8 @@ for step in bar:
     prompts = [build_prompt(it["question"], l) for it, ls in zip(batch, langs) for l in ls]
 
     # --- generate: the policy, unsharded, left-padded, temperature 1.0
-    ids, am, P = rollout(prompts)                                 # (N, P+R), N = P_local * K
+    ids, am, P = generate_rollouts(model, tok, prompts, args.max_new_tokens, args.temperature,
+                                   args.top_p, args.gen_batch_size)  # (N, P+R), N = P_local * K
     R = ids.shape[1] - P
     resp, rmask = ids[:, P:], am[:, P:]                           # (N, R)
     t_generate = time.time() - t0
@@ -443,8 +408,8 @@ for step in bar:
         ref_logp = None
         if ref_model is not None:
             with torch.no_grad():
-                ref_logp = token_logprobs(forward_logits(ref_model, ids[rows], am[rows], R), resp[rows], args.temperature)
-        logits = forward_logits(model, ids[rows], am[rows], R)   # (b, R, V)
+                ref_logp = token_logprobs(response_logits(ref_model, ids[rows], am[rows], R), resp[rows], args.temperature)
+        logits = response_logits(model, ids[rows], am[rows], R)   # (b, R, V)
         loss, st = policy_loss(logits, resp[rows], rewards[rows], rmask[rows], K, None, ref_logp, **agg)
         (loss * world).backward()                                 # FSDP averages over ranks
         acc["loss"] += loss.item()
@@ -490,11 +455,9 @@ for step in bar:
 
 # Every rank must hold the identical router (its update all-reduces the buckets): check it.
 digest = hashlib.sha256(torch.cat([router.A.flatten(), router.B.flatten()]).numpy().tobytes()).hexdigest()
-digests = [None] * world
+digests = [digest] * world
 if ddp:
     dist.all_gather_object(digests, digest)
-else:
-    digests = [digest]
 assert len(set(digests)) == 1, f"ranks disagree on the router: {digests}"
 print0(router.table())
 print0(f"router identical on all {world} ranks")
