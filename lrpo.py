@@ -33,7 +33,7 @@ Decisions:
 4. Checkpoints hold what an exact resume needs: model, optimizer, router (with its buffer), every
    rank's RNG and the step; the data order is a function of (seed, step). Same world size only.
 5. Prompts longer than --max_prompt_len are skipped and counted, never truncated (the tag is at
-   the end). --tiny replaces only the flags left at their defaults (the measured CPU recipe).
+   the end). --tiny sets the flags not given on the command line (the measured CPU recipe).
 """
 import argparse
 import glob
@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 
 import torch
@@ -113,8 +114,9 @@ if args.tiny:  # the measured CPU recipe (SPEC §7): warm start, then a smaller 
     tiny = dict(train_file="data/sample/train.jsonl", prompts_per_step=8, max_new_tokens=24,
                 max_prompt_len=160, lr=3e-4, sft_steps=1000, sft_lr=3e-3, max_steps=120,
                 save_every=40, micro_prompts=4, gen_batch_size=64)
+    given = {a.split("=")[0][2:] for a in sys.argv[1:] if a.startswith("--")}
     for k, v in tiny.items():
-        if getattr(args, k) == p.get_default(k):
+        if k not in given:                                       # flags on the command line win
             setattr(args, k, v)
 
 # ----------------------------------------------------------------------------- distributed

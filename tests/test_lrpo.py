@@ -94,3 +94,28 @@ def test_resume_is_exact(tmp_path):
     strip = lambda rs: [{k: v for k, v in r.items() if k not in TIMING} for r in rs]  # noqa: E731
     assert strip(got) == strip(want)
     assert rows(cut / "router.jsonl") == rows(full / "router.jsonl")
+
+
+def test_every_ablation_flag_runs(tmp_path):
+    """SPEC §5: each ablation is one flag away, and each one trains (2 steps, one shared out_dir
+    so the tiny models and calibration table are built once)."""
+    priors = tmp_path / "priors.json"
+    priors.write_text(json.dumps({"Reasoning": {"en": 0.6, "zh": 0.4}, "Japan": {"ja": 1.0}}))
+    out = tmp_path / "out"
+    for flags in (["--router_mode", "monolingual"], ["--router_mode", "english"],
+                  ["--calibration", "quantile"], ["--calibration", "none"], ["--lang_prompt", "system"],
+                  ["--scale_rewards", "none", "--loss_agg", "seq-mean-token-sum-norm"],
+                  ["--loss_agg", "seq-mean-token-mean", "--beta", "0"],
+                  ["--no_anneal", "--priors", str(priors)]):
+        proc = run_lrpo("--tiny", "--sft_steps", "0", "--max_steps", "2", "--update_every", "1",
+                        "--out_dir", str(out), *flags)
+        assert proc.returncode == 0, (flags, proc.stderr[-3000:])
+        metrics = rows(out / "metrics.jsonl")
+        assert [r["step"] for r in metrics] == [1, 2], flags
+        assert not (out / "sft").exists()                       # an explicit flag beats the --tiny preset
+        snapshot = rows(out / "router.jsonl")[-1]
+        if flags[:2] == ["--router_mode", "monolingual"]:       # fixed modes never update
+            assert len(set(snapshot["topics"]["Chat"].values())) == 1
+        if "--no_anneal" in flags:
+            assert metrics[-1]["tau"] == 1.0 and metrics[-1]["eps"] == 0.2
+            assert snapshot["topics"]["Reasoning"]["en"] > snapshot["topics"]["Reasoning"]["de"]
