@@ -160,6 +160,15 @@ if P_local % args.micro_prompts:
 if len(items) < args.prompts_per_step:
     fail(f"{args.train_file} has {len(items)} items, fewer than --prompts_per_step {args.prompts_per_step}")
 priors = json.load(open(args.priors, encoding="utf-8")) if args.priors else None
+if args.resume not in ("", "auto"):
+    fail(f"--resume takes 'auto', got {args.resume!r}")
+resume = args.resume == "auto"
+ckpts = sorted(glob.glob(os.path.join(args.out_dir, "ckpt-*", "trainer_state.pt")),
+               key=lambda f: int(f.split("ckpt-")[-1].split(os.sep)[0]))
+if ckpts and not resume:                                         # never mix two runs' files
+    fail(f"{args.out_dir} holds checkpoints of an earlier run (newest {os.path.dirname(ckpts[-1])}): "
+         "pass --resume auto to continue it, or choose another --out_dir")
+resume_dir = os.path.dirname(ckpts[-1]) if ckpts else ""
 kernel = args.kernel if args.kernel != "auto" else ("triton" if device.type == "cuda" else "torch")
 os.makedirs(args.out_dir, exist_ok=True)
 
@@ -179,13 +188,8 @@ if args.tiny:
         dist.barrier()
     args.model, args.encoder = os.path.join(tiny_dir, "policy"), os.path.join(tiny_dir, "encoder")
 
-ckpts = sorted(glob.glob(os.path.join(args.out_dir, "ckpt-*", "trainer_state.pt")),
-               key=lambda f: int(f.split("ckpt-")[-1].split(os.sep)[0]))
-resume_dir = os.path.dirname(ckpts[-1]) if args.resume == "auto" and ckpts else ""
-if args.resume not in ("", "auto"):
-    fail(f"--resume takes 'auto', got {args.resume!r}")
 sft_dir = os.path.join(args.out_dir, "sft")                      # the warm-started policy = reference
-start_dir = sft_dir if os.path.exists(os.path.join(sft_dir, "config.json")) else args.model
+start_dir = sft_dir if resume and os.path.exists(os.path.join(sft_dir, "config.json")) else args.model
 tok = AutoTokenizer.from_pretrained(args.model)
 tok.padding_side = "left"
 if tok.pad_token is None:

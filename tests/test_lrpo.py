@@ -110,6 +110,11 @@ def test_every_ablation_flag_runs(tmp_path):
         proc = run_lrpo("--tiny", "--sft_steps", "0", "--max_steps", "2", "--update_every", "1",
                         "--out_dir", str(out), *flags)
         assert proc.returncode == 0, (flags, proc.stderr[-3000:])
+        if "monolingual" in flags:                            # a fresh run never mixes with an old one
+            again = run_lrpo("--tiny", "--out_dir", str(out))
+            assert again.returncode != 0 and "--resume auto" in again.stderr, again.stderr[-2000:]
+        for ckpt in out.glob("ckpt-*"):
+            shutil.rmtree(ckpt)
         metrics = rows(out / "metrics.jsonl")
         assert [r["step"] for r in metrics] == [1, 2], flags
         assert not (out / "sft").exists()                       # an explicit flag beats the --tiny preset
