@@ -159,7 +159,14 @@ if P_local % args.micro_prompts:
     fail(f"{P_local} prompts per rank do not split into micro-batches of --micro_prompts {args.micro_prompts}")
 if len(items) < args.prompts_per_step:
     fail(f"{args.train_file} has {len(items)} items, fewer than --prompts_per_step {args.prompts_per_step}")
-priors = json.load(open(args.priors, encoding="utf-8")) if args.priors else None
+try:
+    priors = json.load(open(args.priors, encoding="utf-8")) if args.priors else None
+    router = LanguageRouter(LANGUAGES, TOPICS, REGIONS, mode=args.router_mode, K_on=args.K_on,
+                            tau=tuple(args.tau), eps=tuple(args.eps), anneal=not args.no_anneal,
+                            alpha=args.alpha, update_every=args.update_every,
+                            bucket_norm=args.bucket_norm, priors=priors, seed=args.seed)
+except (ValueError, OSError) as e:                              # json.JSONDecodeError is a ValueError
+    fail(f"{args.priors or 'router settings'}: {e}")
 if args.resume not in ("", "auto"):
     fail(f"--resume takes 'auto', got {args.resume!r}")
 resume = args.resume == "auto"
@@ -332,10 +339,6 @@ if len(items) < args.prompts_per_step:
 if args.sft_steps and not resume_dir and start_dir != sft_dir:
     sft(args.sft_steps)
     start_dir = sft_dir
-router = LanguageRouter(LANGUAGES, TOPICS, REGIONS, mode=args.router_mode, K_on=args.K_on,
-                        tau=tuple(args.tau), eps=tuple(args.eps), anneal=not args.no_anneal,
-                        alpha=args.alpha, update_every=args.update_every,
-                        bucket_norm=args.bucket_norm, priors=priors, seed=args.seed)
 opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 ref_model = load_policy(start_dir, train=False) if args.beta > 0 else None
 steps_per_epoch = len(items) // args.prompts_per_step

@@ -52,6 +52,14 @@ def test_bad_settings_fail_before_models_load(tmp_path, flags, message):
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
 
 
+def test_bad_priors_file_is_named(tmp_path):
+    priors = tmp_path / "priors.json"
+    priors.write_text(json.dumps({"Poetry": {"en": 1.0}}))
+    proc = run_lrpo("--tiny", "--out_dir", str(tmp_path / "out"), "--priors", str(priors))
+    assert proc.returncode != 0 and f"{priors}: prior key 'Poetry'" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
+
+
 def test_two_rank_tiny_run_writes_everything(tmp_path, torchrun):
     out = tmp_path / "out"
     proc = torchrun("lrpo.py", "--tiny", "--out_dir", str(out), "--max_steps", "6", "--sft_steps", "4",
