@@ -150,6 +150,8 @@ try:                                                             # every line, b
         args.calibration != "none" and not args.calib_file)) else []
 except (ValueError, OSError) as e:
     fail(str(e))
+if args.calib_file and not os.path.exists(args.calib_file):
+    fail(f"--calib_file {args.calib_file} does not exist (build one with calibrate.py)")
 if args.K <= args.K_on and args.router_mode == "learned":
     fail(f"--K {args.K} must exceed --K_on {args.K_on}: the router needs free rollouts")
 if args.prompts_per_step % world:
@@ -217,8 +219,8 @@ encoder = Encoder(args.encoder, device=str(device))
 
 # ----------------------------------------------------------------------------- calibration table
 calib_path = args.calib_file or os.path.join(args.out_dir, "calibration.json")
-if master and args.calibration != "none" and not os.path.exists(calib_path):
-    table = build_table(parallel, encoder, seed=args.seed)
+if master and args.calibration != "none" and not args.calib_file and not (resume and os.path.exists(calib_path)):
+    table = build_table(parallel, encoder, seed=args.seed)      # a resumed run keeps its own table
     table.save(calib_path + ".tmp")
     os.replace(calib_path + ".tmp", calib_path)
 if ddp:
