@@ -25,7 +25,11 @@ Decisions:
    A parallel corpus holds one text per (id, language), so the only equivalent of a reference
    in its own language is itself and these equivalent scores are 1 (up to float rounding). The
    release's 0.997 for zh-zh implies paraphrases there; same-language rollouts are therefore
-   shifted down slightly more here than in the release under mean calibration.
+   shifted down slightly more here than in the release under mean calibration, and under quantile
+   calibration the self-scores fill the top ~8% of the (l, l) mixture, so a same-language rollout
+   that is not a verbatim copy maps to at most ~0.92 while a cross-language one can reach 1.
+   A parallel set with paraphrases (an id's text in language l written twice) would lift both
+   effects; the format does not carry them yet.
 3. Stored per pair: n, mean and std of the equivalent scores (and the scores themselves), the
    means of the mismatched and hard scores, 101 empirical quantiles of the mixture of all three,
    and an upper-bound anchor `ub` = the 95th percentile of the equivalent scores. Globally:

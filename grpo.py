@@ -209,17 +209,20 @@ def policy_loss(logits: torch.Tensor, targets: torch.Tensor, rewards: torch.Tens
 
 # ----------------------------------------------------------------------------- FSDP2
 
-def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The repeated blocks of a Hugging Face model: modules whose class is in `_no_split_modules`."""
-    names = set(getattr(model, "_no_split_modules", None) or [])
-    layers = [m for m in model.modules() if type(m).__name__ in names]
-    if not layers:
+def shard_units(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated blocks of a Hugging Face model, children before parents: every module whose
+    class is in the `_no_split_modules` of the model or of a sub-model (e.g. Gemma-3's vision tower)."""
+    names = set()
+    for m in model.modules():
+        names |= set(getattr(m, "_no_split_modules", None) or [])
+    units = [m for m in reversed(list(model.modules())) if type(m).__name__ in names]
+    if not units:
         raise ValueError(f"{type(model).__name__} declares no _no_split_modules; cannot find its layers")
-    return layers
+    return units
 
 
 def shard_model(model: torch.nn.Module, mixed_precision: bool = False) -> torch.nn.Module:
-    """fully_shard each decoder layer, then the root (the PyTorch FSDP2 example's recipe).
+    """fully_shard each decoder layer (see shard_units), then the root (the PyTorch FSDP2 example's recipe).
 
     mixed_precision: bf16 parameters in forward/backward, fp32 gradient reduction.
     """
@@ -228,8 +231,8 @@ def shard_model(model: torch.nn.Module, mixed_precision: bool = False) -> torch.
     kw = {}
     if mixed_precision:
         kw["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    for layer in decoder_layers(model):
-        fully_shard(layer, **kw)
+    for unit in shard_units(model):
+        fully_shard(unit, **kw)
     fully_shard(model, **kw)
     return model
 
@@ -271,10 +274,19 @@ def unsharded(model: torch.nn.Module):
 
 # ----------------------------------------------------------------------------- rollouts
 
-def response_mask(resp: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """(N, R) generated ids -> (N, R) long: 1 up to and including the first EOS, 0 after."""
-    eos = resp == eos_id
-    after = (eos.cumsum(1) - eos.long()) > 0                        # strictly after the first EOS
+def stop_token_ids(model, tok) -> list[int]:
+    """Every id that ends a turn: the tokenizer's EOS and the model's generation_config ones
+    (Gemma-3 ends turns with <end_of_turn>, not its tokenizer's <eos>; Llama-3 has several)."""
+    ids = {tok.eos_token_id}
+    cfg = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids |= set(cfg if isinstance(cfg, (list, tuple)) else [cfg])
+    return sorted(i for i in ids if i is not None)
+
+
+def response_mask(resp: torch.Tensor, eos_ids) -> torch.Tensor:
+    """(N, R) generated ids -> (N, R) long: 1 up to and including the first stop token, 0 after."""
+    eos = torch.isin(resp, torch.as_tensor(eos_ids, device=resp.device))
+    after = (eos.cumsum(1) - eos.long()) > 0                        # strictly after the first stop
     return (~after).long()
 
 
@@ -285,20 +297,21 @@ def generate_rollouts(model, tok, prompts: list[str], max_new_tokens: int, tempe
 
     -> ids (N, P + R): left-padded prompt then response (pads after EOS), attention mask (N, P + R)
     with 0 on padding, and P, the padded prompt length. R is the longest response in the batch.
+    A response ends at its first stop token (stop_token_ids), which it keeps.
     Sampling is plain: no top-k, no repetition penalty, whatever the model's generation_config says.
     """
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    P, outs = enc["input_ids"].shape[1], []
+    P, outs, stop = enc["input_ids"].shape[1], [], stop_token_ids(model, tok)
     with unsharded(model):
         for s in range(0, len(prompts), batch_size):
             out = model.generate(input_ids=enc["input_ids"][s:s + batch_size],
                                  attention_mask=enc["attention_mask"][s:s + batch_size],
                                  do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
                                  repetition_penalty=1.0, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+                                 pad_token_id=tok.pad_token_id, eos_token_id=stop)
             outs.append(F.pad(out[:, P:], (0, max_new_tokens - (out.shape[1] - P)), value=tok.pad_token_id))
     resp = torch.cat(outs)                                          # (N, max_new_tokens)
-    rmask = response_mask(resp, tok.eos_token_id)
+    rmask = response_mask(resp, stop)
     R = int(rmask.sum(1).max())
     resp, rmask = resp[:, :R].masked_fill(rmask[:, :R] == 0, tok.pad_token_id), rmask[:, :R]
     return torch.cat([enc["input_ids"], resp], 1), torch.cat([enc["attention_mask"], rmask], 1), P

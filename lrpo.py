@@ -43,6 +43,7 @@ import os
 import shutil
 import sys
 import time
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -122,7 +123,8 @@ if args.tiny:  # the measured CPU recipe (SPEC §7): warm start, then a smaller 
 # ----------------------------------------------------------------------------- distributed
 ddp = int(os.environ.get("RANK", -1)) != -1
 if ddp:
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    # An hour: rank 0 alone builds the calibration table and writes multi-GB checkpoints.
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timedelta(minutes=60))
     rank, world = dist.get_rank(), dist.get_world_size()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
 else:
@@ -159,6 +161,8 @@ if args.prompts_per_step % world:
 P_local = args.prompts_per_step // world
 if P_local % args.micro_prompts:
     fail(f"{P_local} prompts per rank do not split into micro-batches of --micro_prompts {args.micro_prompts}")
+if args.sft_steps and args.sft_batch % world:
+    fail(f"--sft_batch {args.sft_batch} is not divisible by the world size {world}")
 if len(items) < args.prompts_per_step:
     fail(f"{args.train_file} has {len(items)} items, fewer than --prompts_per_step {args.prompts_per_step}")
 try:
@@ -229,14 +233,25 @@ table = CalibrationTable.load(calib_path) if args.calibration != "none" else Non
 
 
 # ----------------------------------------------------------------------------- prompts and rollouts
-def build_prompt(question: str, lang: str) -> str:
-    """The chat-templated prompt asking for an answer in `lang` (SPEC §1.2)."""
+def messages(question: str, lang: str) -> list[dict]:
+    """The chat asking for an answer in `lang` (SPEC §1.2): a plain-text tag, or a system prompt."""
     if args.lang_prompt == "tag":
-        msgs = [{"role": "user", "content": f"{question}\n<|out_lang_{lang}|>"}]
-    else:
-        msgs = [{"role": "system", "content": f"You are a helpful assistant. Answer in {LANGUAGE_NAMES[lang]}."},
-                {"role": "user", "content": question}]
-    return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return [{"role": "user", "content": f"{question}\n<|out_lang_{lang}|>"}]
+    return [{"role": "system", "content": f"You are a helpful assistant. Answer in {LANGUAGE_NAMES[lang]}."},
+            {"role": "user", "content": question}]
+
+
+def build_prompt(question: str, lang: str) -> str:
+    return tok.apply_chat_template(messages(question, lang), tokenize=False, add_generation_prompt=True)
+
+
+def answer_text(question: str, lang: str, answer: str) -> str:
+    """What the model should write after the prompt: the answer and the template's end of turn
+    (<|im_end|>, <end_of_turn>, <|eot_id|>), so a warm start teaches the stop the rollouts use."""
+    prompt = build_prompt(question, lang)
+    full = tok.apply_chat_template(messages(question, lang) + [{"role": "assistant", "content": answer}],
+                                   tokenize=False)
+    return full[len(prompt):].rstrip() if full.startswith(prompt) else answer + tok.eos_token
 
 
 def prompt_tokens(item) -> int:
@@ -262,7 +277,7 @@ def sft(steps: int) -> None:
         for i in pick.tolist():
             q, lang, answer = examples[i]
             prompt = tok(build_prompt(q, lang), add_special_tokens=False)["input_ids"][-args.max_prompt_len:]
-            answer = tok(answer, add_special_tokens=False)["input_ids"][:args.max_new_tokens - 1] + [tok.eos_token_id]
+            answer = tok(answer_text(q, lang, answer), add_special_tokens=False)["input_ids"][:args.max_new_tokens]
             seqs.append(prompt + answer)
             masks.append([0] * len(prompt) + [1] * len(answer))
         T = max(map(len, seqs))
@@ -332,10 +347,18 @@ def truncate_log(path: str, step: int) -> None:
 # ----------------------------------------------------------------------------- set-up
 fits = [prompt_tokens(it) <= args.max_prompt_len for it in items]
 n_long, items = fits.count(False), [it for it, ok in zip(items, fits) if ok]
-for it in items:  # Translation: the gate checks the reference's own language (SPEC §1.3)
-    it["gate_lang"] = (detect_language(it["reference"]) or it["lang"]) if it["topic"] == "Translation" else None
+# Translation items are never routed (all K rollouts are l_x for the router), but their answer is in
+# the reference's own language: that language is asked for, gated (SPEC §1.3) and calibrated.
+undetected = 0
+for it in items:
+    it["gate_lang"] = detect_language(it["reference"]) if it["topic"] == "Translation" else None
+    if it["topic"] == "Translation" and it["gate_lang"] is None:
+        undetected, it["gate_lang"] = undetected + 1, it["lang"]      # counted, printed below
 print0(f"{len(items)} training items from {args.train_file}; skipped {n_long} with prompts over "
-       f"{args.max_prompt_len} tokens; world {world} on {device}; loss path {kernel}")
+       f"{args.max_prompt_len} tokens; {undetected} Translation references of undetectable language "
+       f"(their own language used); world {world} on {device}; loss path {kernel}")
+if args.sft_steps and args.sft_batch % world:
+    fail(f"--sft_batch {args.sft_batch} is not divisible by the world size {world}")
 if len(items) < args.prompts_per_step:
     fail(f"only {len(items)} items fit --max_prompt_len {args.max_prompt_len}")
 if args.sft_steps and not resume_dir and start_dir != sft_dir:
@@ -385,7 +408,7 @@ for step in bar:
     t0 = time.time()
     batch = step_items(step)
     langs = [router.route(it["topic"], it["region"], it["lang"], K) for it in batch]
-    prompts = [build_prompt(it["question"], l) for it, ls in zip(batch, langs) for l in ls]
+    prompts = [build_prompt(it["question"], it["gate_lang"] or l) for it, ls in zip(batch, langs) for l in ls]
 
     # --- generate: the policy, unsharded, left-padded, temperature 1.0
     ids, am, P = generate_rollouts(model, tok, prompts, args.max_new_tokens, args.temperature,
@@ -399,7 +422,7 @@ for step in bar:
     texts = tok.batch_decode(resp, skip_special_tokens=True)
     targets = [it["gate_lang"] or l for it, ls in zip(batch, langs) for l in ls]
     out = compute_rewards(texts, [it["reference"] for it in batch for _ in range(K)],
-                          [it["lang"] for it in batch for _ in range(K)], targets, encoder, table,
+                          [it["gate_lang"] or it["lang"] for it in batch for _ in range(K)], targets, encoder, table,
                           args.calibration, lam=args.cal_lambda, k=args.cal_shrink)
     rewards = out["reward"].to(device)                            # (N,)
     t_reward = time.time() - t0

@@ -198,7 +198,18 @@ def test_policy_loss_kernel_dispatch_matches_torch_path(agg):
 def test_response_mask_keeps_the_first_eos_and_nothing_after():
     from grpo import response_mask
     resp = torch.tensor([[5, 6, 2, 7, 2], [2, 9, 9, 9, 9], [5, 5, 5, 5, 5]])
-    assert response_mask(resp, eos_id=2).tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]
+    assert response_mask(resp, 2).tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]
+    # several stop ids (Gemma-3: <eos> and <end_of_turn>): the first of any ends the response
+    assert response_mask(resp, [9, 6]).tolist() == [[1, 1, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+
+
+def test_stop_token_ids_merge_tokenizer_and_generation_config():
+    from types import SimpleNamespace
+    from grpo import stop_token_ids
+    tok = SimpleNamespace(eos_token_id=1)
+    gemma = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[1, 106]))
+    assert stop_token_ids(gemma, tok) == [1, 106]
+    assert stop_token_ids(SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=7)), tok) == [1, 7]
 
 
 def test_generate_rollouts_layout_and_logprobs(tiny_policy_dir, tiny_tokenizer):
