@@ -18,8 +18,10 @@ Decisions:
    tok(prompt + " A")[len(tok(prompt)):], has the highest summed log-likelihood. `--mc_mode
    generate` asks the same prompt through the chat template and reads it with `extract_choice`.
 3. mGSM: the first number after the *last* answer word ("Answer", "Antwort", "答案", ...: the
-   item's language and English), else the last number; Unicode digits, thousands and decimal
-   separators are read as data/eval_sets.py says, and compared in canonical form ("18.0" == "18").
+   item's language and English) that stands alone and is followed by ':' or the number, maybe after
+   a copula and markup ("is: ", "是", "は **$"; not "beantworten", "To answer this"), else the last
+   number. Unicode digits, thousands and decimal separators are read as data/eval_sets.py says, and
+   compared in canonical form ("18.0" == "18").
 4. Open QA with `--judge`: a local chat model grades greedily with the CARE-pro rubric of the
    paper's Fig. 7 (examples shortened; 1 for CORRECT only) or the CARE 1-10 rating (rating / 10).
    A reply that cannot be parsed scores 0 and is counted.
@@ -58,14 +60,26 @@ ANSWER_WORDS = {
     "ja": ["答え"], "ko": ["정답", "답변", "답"], "bn": ["উত্তর"], "sw": ["jibu"], "te": ["సమాధానం"],
     "th": ["คำตอบ"], "el": ["απάντηση"], "tr": ["cevap", "yanıt"], "hi": ["उत्तर"], "uk": ["відповідь"],
 }
+# between an answer word and its value: "correct", a copula, markup ("**", "$", "\boxed{", "(")
+QUALIFIER = r"(?:\s*(?:correct[aeo]?|corretta|đúng|الصحيحة|yang benar|sahihi))?"
+COPULA = r"is|ist|lautet|es|est|è|é|ni|adalah|là|是|为|為|は|은|는|이|هي|คือ|—|–|="
+MARKUP = r"(?:\s|\*|_|\$|€|£|¥|\\boxed\{|\\\(|[(\[{])*"
+CHOICE_WORDS = ["option", "choice", "正解", "選択肢", "选项"]                  # extract_choice only
+UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")  # Thai, kana, Han, Hangul
+
+
+def answer_marker(words) -> str:
+    """Regex: an answer word (a spaced script's word standing alone), an optional copula, then ':'."""
+    alts = "|".join(re.escape(w) if UNSPACED.search(w) else rf"(?<!\w){re.escape(w)}(?!\w)"
+                    for w in sorted(words, key=len, reverse=True))
+    return rf"(?i:(?:{alts}){QUALIFIER}{MARKUP}(?:(?:{COPULA}){MARKUP})?)"
 
 
 def extract_number(text: str, lang: str) -> str | None:
     """mGSM's predicted answer (Decision 3) as a canonical string, or None when there is no number."""
     text = to_ascii(text)
     words = set(ANSWER_WORDS.get(lang, sum(ANSWER_WORDS.values(), [])) + ANSWER_WORDS["en"])
-    pattern = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
-    after = [m.end() for m in re.finditer(pattern, text, re.IGNORECASE)]
+    after = [m.end() for m in re.finditer(answer_marker(words) + r"(?::|(?=-?\d))", text)]
     if after and (m := NUMBER.search(text, after[-1])):
         return canonical_number(m)
     return last_number(text)
@@ -74,11 +88,12 @@ def extract_number(text: str, lang: str) -> str | None:
 def extract_choice(text: str) -> str | None:
     """The letter A-D after an answer word, else a marked one ("(B)", "C.", "**D**"), else a lone one."""
     text = to_ascii(text)
-    words = "|".join(re.escape(w) for ws in ANSWER_WORDS.values() for w in ws)
-    for pattern in (rf"(?i:{words})\s*(?:is|est|ist|es|是|は)?\s*[:：]?\s*[(\[*]*([A-D])\b",
+    marker = answer_marker([w for ws in ANSWER_WORDS.values() for w in ws] + CHOICE_WORDS)
+    # after an answer word a lower-case letter counts too, unless a word follows ("is a dog")
+    for pattern in (rf"{marker}:?{MARKUP}(?:([A-D])|([a-d])(?!\s+\w))(?![A-Za-z])",
                     r"[(\[]([A-D])[)\]]|\*\*([A-D])\*\*|(?<!\w)([A-D])[.):](?!\w)", r"^\W*([A-D])\W*$"):
         if m := re.search(pattern, text):
-            return next(g for g in m.groups() if g)
+            return next(g for g in m.groups() if g).upper()
     return None
 
 

@@ -14,16 +14,18 @@ Fields (every record also has `lang` (a code) or `language` (a name), optionally
     mgsm  mGSM               `question`, `answer_number`
     mc    Global-MMLU-Lite   `question`, `option_a`..`option_d`, `answer` (a letter A-D)
     mc    INCLUDE-lite       `question`, `choices` (a list of 4), `answer` (a 0-based index)
+    mc    INCLUDE (lm-eval)  `question`, `option_a`..`option_d`, `answer` (a 0-based index)
     open  CARE / CARE-pro    `question`, `answer`
 
 Decisions:
 1. Every error names the file, the 1-based line and the field at fault, and eval.py raises it
    before any model is loaded. A field that is missing, null or "" is missing.
-2. Languages: codes or English names ("German", "de", "pt-BR", "North Macedonian") become ISO 639-1
-   codes; any code py3langid knows is accepted (unseen languages are welcome), anything else is an
-   error that lists the router's languages.
-3. A multiple-choice record with `choices` is INCLUDE (gold index -> letter), otherwise
-   Global-MMLU-Lite; gold is always a letter A-D.
+2. Languages: codes or English names ("German", "de", "pt-BR", "North Macedonian", "Chinese
+   (Simplified)": a part in parentheses is ignored; aliases such as "Farsi", "Bahasa Indonesia")
+   become ISO 639-1 codes; any code py3langid knows is accepted (unseen languages are welcome),
+   anything else is an error that lists the router's languages. data/prepare.py uses it too.
+3. A multiple-choice record with `choices` is INCLUDE (gold index -> letter); one with
+   `option_a`..`option_d` takes a letter or a 0-based int index; gold is always a letter A-D.
 4. Numbers: full-width and other Unicode digits become ASCII; a separator followed by exactly
    three digits groups thousands ("1,234", "1.234", "1 234"), otherwise it is a decimal point
    ("2,5"); canonical form drops the grouping and a zero fraction ("18.0" -> "18"). mGSM gold is
@@ -50,7 +52,8 @@ OTHER_LANGUAGES = (  # English name: ISO 639-1 code, beyond the router's 15 ("_"
     "hebrew:he hindi:hi hungarian:hu igbo:ig kazakh:kk lithuanian:lt malay:ms malagasy:mg malayalam:ml "
     "nepali:ne north_macedonian:mk macedonian:mk norwegian:no persian:fa romanian:ro serbian:sr "
     "sinhala:si somali:so swahili:sw swedish:sv tagalog:tl filipino:tl tamil:ta telugu:te thai:th "
-    "turkish:tr ukrainian:uk urdu:ur uzbek:uz yoruba:yo")
+    "turkish:tr ukrainian:uk urdu:ur uzbek:uz yoruba:yo "
+    "mandarin:zh farsi:fa bahasa_indonesia:id indonesia:id fil:tl in:id")  # aliases; "in": paper Table 6
 NAME_TO_CODE = {**{n.lower(): c for c, n in LANGUAGE_NAMES.items()},
                 **dict(p.replace("_", " ").split(":") for p in OTHER_LANGUAGES.split())}
 
@@ -66,7 +69,7 @@ def lid(languages: tuple[str, ...] | None = None):
 
 def normalise_lang(value, where: str) -> str:
     """Decision 2: 'German' / 'de' / 'pt-BR' -> ISO code; RecordError naming `where` otherwise."""
-    text = str(value).strip().lower().replace("_", "-")
+    text = re.sub(r"\(.*\)", "", str(value)).strip().lower().replace("_", "-")   # "Chinese (Simplified)"
     code = NAME_TO_CODE.get(text, text.split("-")[0])
     if code not in set(LANGUAGES) | set(lid().nb_classes):
         raise RecordError(f"{where}: {value!r} is neither a known language name nor an ISO 639-1 "
@@ -134,11 +137,13 @@ def load_items(path: str, task: str) -> list[dict]:
             if type(answer) is not int or not 0 <= answer < 4:
                 raise RecordError(f"{where}: field 'answer' must be a 0-based index 0..3")
             item.update(choices=[str(c) for c in choices], gold=LETTERS[answer])
-        else:                                                     # Global-MMLU: option_a..d + letter
+        else:                         # option_a..d + a letter (Global-MMLU) or an index (INCLUDE)
+            answer = _field(obj, where, "answer")
             item.update(choices=[str(_field(obj, where, f"option_{c}")) for c in "abcd"],
-                        gold=str(_field(obj, where, "answer")).strip().upper())
+                        gold=LETTERS[answer] if type(answer) is int and 0 <= answer < 4
+                        else str(answer).strip().upper())
             if item["gold"] not in tuple(LETTERS):
-                raise RecordError(f"{where}: field 'answer' must be one of A, B, C, D")
+                raise RecordError(f"{where}: field 'answer' must be a letter A-D or a 0-based index 0..3")
         items.append(item)
     if not items:
         raise RecordError(f"{path}: no records")

@@ -10,13 +10,15 @@ rows need a person, and prints a language x topic table and every dropped row co
 Decisions:
 1. HelpSteer3 (preference config): question = the last user turn of `context`; reference = the
    preferred response (response1 if overall_preference < 0, response2 if > 0); ties are dropped.
-   `language` is normalised to our codes (names or codes, any case); English (a routing target
-   only) and every other language, programming languages of the code domain included, are dropped.
+   `language` is normalised to our codes by data/eval_sets.py (names or codes, any case); English
+   (a routing target only) and every other language, programming languages of the code domain
+   included, are dropped.
 2. CARE: question as published; reference = its `answer` when present, else the best-rated
    `response` (`human_rating` or `rating`) among the rows of the same question; `language` when
    present, else the detected language of the question; `region` (CARE-pro style) or
    `associated_culture` ("Native (Japanese)" in CARE's files: the culture in parentheses) as the
-   region label, normalised by data/labels.py ("Japanese" -> Japan).
+   region label, normalised by data/labels.py ("Japanese" -> Japan). A blank question is dropped
+   and counted, like HelpSteer3's rows without user text.
 3. Labels already present (`topic`, `region` on a row) are kept; missing ones come from
    `--label_model` (data/labels.py). A row that still has no topic is not trained on: it is
    counted and written to the review file with the reason.
@@ -28,7 +30,8 @@ Decisions:
    are sorted by id and shuffled with one seeded generator, so the split does not depend on the
    order of the input files. Every language with 2+ items has at least one validation item.
 7. Bad input (missing field, wrong type, broken JSON) stops the run with file:line and field;
-   only rows that are valid but unusable for training are dropped, and each is counted.
+   only rows that are valid but unusable for training are dropped, and each is counted. When no
+   row is left, the review file and the drop table are still written before the run stops.
 """
 import argparse
 import glob
@@ -42,25 +45,22 @@ from collections import Counter
 if __package__ in (None, ""):  # run as `python data/prepare.py`: make the repo root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from data import eval_sets  # noqa: E402
 from data.labels import label_items, normalise_region  # noqa: E402
 from data.records import RecordError, load_train, read_jsonl  # noqa: E402
-from reward import LANGUAGE_NAMES, LANGUAGES, detect_language  # noqa: E402
+from reward import LANGUAGES, detect_language  # noqa: E402
 from router import REGIONS, TOPICS  # noqa: E402
 
 TRAIN_EXCLUDED = ("en",)  # English is a routing target only (SPEC §4)
-LANGUAGE_ALIASES = {"mandarin": "zh", "bahasa indonesia": "id", "in": "id"}  # "in": paper Table 6
 
 
-def normalise_lang(value: str, languages=LANGUAGES, names=LANGUAGE_NAMES) -> str | None:
+def normalise_lang(value: str, languages=LANGUAGES) -> str | None:
     """Our code for a language name or code ('Chinese', 'zh-CN', 'pt_BR', 'Indonesian'), else None."""
-    key = value.strip().lower().split("(")[0].strip()  # "chinese (simplified)" -> "chinese"
-    by_name = {n.lower(): c for c, n in names.items()}
-    for candidate in (key, key.replace("_", "-").split("-")[0]):
-        if candidate in languages:
-            return candidate
-        if candidate in by_name:
-            return by_name[candidate]
-    return LANGUAGE_ALIASES.get(key)
+    try:
+        code = eval_sets.normalise_lang(value, "language")  # the one normaliser, aliases included
+    except RecordError:
+        return None
+    return code if code in languages else None
 
 
 def _need(where: str, row: dict, name: str, kind):
@@ -144,6 +144,9 @@ def care_items(rows, stem: str, drops: Counter) -> list[dict]:
         response = row.get("response") or ""
         if not isinstance(answer, str) or not isinstance(response, str):
             raise RecordError(f"{where}: fields 'answer' / 'response' must be strings")
+        if not question:
+            drops["care: question is empty"] += 1
+            continue
         rating = row.get("human_rating", row.get("rating"))
         try:
             rating = float(rating) if rating not in (None, "") else float("-inf")
@@ -306,6 +309,18 @@ def write_jsonl(path: str, rows: list[dict]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def report(drops: Counter, notes: Counter, review: list[dict], review_path: str) -> None:
+    """Print the kept-row notes, every dropped row counted by reason, and where the review went."""
+    for note, n in notes.items():
+        if n:
+            print(f"kept {n:>6}  {note}")
+    print(f"dropped {sum(drops.values())}:" if drops else "dropped 0")
+    for reason, n in drops.most_common():
+        print(f"  {n:>6}  {reason}")
+    if review:
+        print(f"review: {len(review)} rows -> {review_path}")
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -329,18 +344,23 @@ def main(argv=None) -> dict:
     items = dedupe(items, drops)
     items, review = apply_labels(items, args.label_model, args.batch_size, args.device,
                                  args.max_new_tokens, drops, notes)
-    if not items:
-        raise SystemExit("no labelled items to write: pass --label_model, or add topic labels")
-
     os.makedirs(args.out_dir, exist_ok=True)
+    review_path = args.review or os.path.join(args.out_dir, "review.jsonl")
+    if review:  # written first: with nothing left to train on, it says why
+        write_jsonl(review_path, review)
+    if not items:
+        report(drops, notes, review, review_path)
+        why = ("every row was dropped (reasons above)" if not review else
+               f"the label model's answers were unparseable for every row left (see {review_path})"
+               if args.label_model else "no row left has a topic label: pass --label_model, "
+               "or add topic labels")
+        raise SystemExit(f"no labelled items to write: {why}")
+
     train, val = split_by_language(items, args.val_frac, args.seed)
     for name, rows in (("train.jsonl", train), ("val.jsonl", val)):
         write_jsonl(os.path.join(args.out_dir, name), rows)
         if rows:  # what the trainer will read must pass the trainer's own check
             load_train(os.path.join(args.out_dir, name), LANGUAGES, TOPICS)
-    review_path = args.review or os.path.join(args.out_dir, "review.jsonl")
-    if review:
-        write_jsonl(review_path, review)
     notes["reference detected as another language than 'lang' (e.g. translations)"] = sum(
         detect_language(it["reference"]) != it["lang"] for it in items)
 
@@ -348,14 +368,7 @@ def main(argv=None) -> dict:
     print(f"train {len(train)}  val {len(val)}  (per language: " + ", ".join(
         f"{lang} {sum(i['lang'] == lang for i in train)}/{sum(i['lang'] == lang for i in val)}"
         for lang in LANGUAGES if any(i["lang"] == lang for i in items)) + ")")
-    for note, n in notes.items():
-        if n:
-            print(f"kept {n:>6}  {note}")
-    print(f"dropped {sum(drops.values())}:" if drops else "dropped 0")
-    for reason, n in drops.most_common():
-        print(f"  {n:>6}  {reason}")
-    if review:
-        print(f"review: {len(review)} rows -> {review_path}")
+    report(drops, notes, review, review_path)
     return {"train": train, "val": val, "review": review, "drops": drops, "notes": notes}
 
 

@@ -88,6 +88,26 @@ def test_extract_choice(text, want):
     assert E.extract_choice(text) == want
 
 
+# an answer word inside another word ("beantworten", "ответить", "答える", "대답") or not followed
+# by a colon, copula or number ("To answer this") is not an answer marker: the last number counts
+@pytest.mark.parametrize("text,lang", [
+    ("Um diese Frage zu beantworten, rechnen wir: 16 - 3 - 4 = 9 Eier. 9 * 2 = 18 Euro.", "de"),
+    ("Чтобы ответить на вопрос, посчитаем: 16 - 3 - 4 = 9. Затем 9 * 2 = 18.", "ru"),
+    ("この質問に答えるために計算します。16 - 3 - 4 = 9、9 × 2 = 18ドルです。", "ja"),
+    ("To answer this, we compute 16 - 3 - 4 = 9 eggs, and 9 * 2 = 18 dollars.", "en"),
+    ("질문에 대답하면 16 - 3 - 4 = 9이고 9 * 2 = 18입니다.", "ko")])
+def test_extract_number_answer_word_must_stand_alone(text, lang):
+    assert E.extract_number(text, lang) == "18"
+
+
+@pytest.mark.parametrize("text,want", [
+    ("答えはBです。", "B"), ("정답은 B입니다.", "B"), ("正解はB", "B"), ("الإجابة الصحيحة هي B", "B"),
+    ("The correct option is C", "C"), ("Answer: c", "C"), ("The answer is (b)", "B"),
+    ("Jawaban yang benar adalah D", "D"), ("The answer is a dog.", None), ("Answers vary", None)])
+def test_extract_choice_particles_and_lower_case(text, want):
+    assert E.extract_choice(text) == want
+
+
 @pytest.mark.parametrize("reply,want", [
     ("A", "CORRECT"), ("B", "CORRECT_BUT_WRONG_LANGUAGE"), ("C. INCORRECT", "INCORRECT"),
     ("NOT ATTEMPTED", "NOT_ATTEMPTED"), ("incorrect", "INCORRECT"), ("correct", "CORRECT"),
@@ -139,6 +159,25 @@ def test_bad_input_names_file_line_and_field(tmp_path):
         suite.write_text(json.dumps({"tasks": [{"task": "mgsm", "data": "x.jsonl"}, bad]}))
         with pytest.raises(RecordError, match=r"suite\.json: task #1: needs 'data'"):
             load_suite(str(suite))
+
+
+def test_include_option_fields_with_index_answer(tmp_path):
+    """lm-eval-harness INCLUDE exports: option_a..option_d with a 0-based int `answer`."""
+    row = {"question": "q", "option_a": "a", "option_b": "b", "option_c": "c", "option_d": "d", "lang": "el"}
+    path = tmp_path / "include.jsonl"
+    path.write_text("".join(json.dumps(dict(row, answer=a)) + "\n" for a in (0, 2, "d", " B ")))
+    assert [it["gold"] for it in load_items(str(path), "mc")] == ["A", "C", "D", "B"]
+    for bad in (4, -1, "E", True, 1.0):
+        path.write_text(json.dumps(dict(row, answer=0)) + "\n" + json.dumps(dict(row, answer=bad)) + "\n")
+        with pytest.raises(RecordError, match=r"include\.jsonl:2: field 'answer'"):
+            load_items(str(path), "mc")
+
+
+@pytest.mark.parametrize("name,code", [
+    ("Chinese (Simplified)", "zh"), ("Bahasa Indonesia", "id"), ("Mandarin", "zh"), ("Farsi", "fa"),
+    ("Indonesia", "id"), ("fil", "tl"), ("in", "id"), ("Portuguese (Brazil)", "pt")])
+def test_language_aliases(name, code):
+    assert normalise_lang(name, "x") == code
 
 
 def test_suite_paths_and_gold_numbers_match_extraction():

@@ -317,3 +317,34 @@ def test_label_model_garbage_goes_to_review(tmp_path, tiny_policy_dir):
     labelled = [it for it in out["train"] + out["val"] if it["id"].startswith("hs3")]
     assert len(labelled) + len(review) == 4
     assert sum(n for r, n in out["drops"].items() if r.startswith("label model")) == len(review)
+
+
+def test_care_blank_question_is_counted_and_dropped(tmp_path):
+    """A CARE row whose question is blank is dropped at its source row and counted, as HelpSteer3's."""
+    blank = [{"question": "  ", "answer": "答え", "language": "Japanese", "topic": "Chat"}, CARE_ROWS[4]]
+    out = main(["--from_dir", write_exports(tmp_path / "in", hs3_rows=[], care_rows=blank),
+                "--out_dir", str(tmp_path / "out")])
+    assert [it["lang"] for it in out["train"] + out["val"]] == ["ar"]
+    assert out["drops"] == {"care: question is empty": 1}
+
+
+def test_nothing_to_write_still_reports_review_and_drops(tmp_path, capsys, monkeypatch):
+    """With no usable row, the review file and the drop table come before the exit, whose message
+    fits the run: no --label_model, or a label model whose every answer was unparseable."""
+    import data.prepare as prepare
+    src = write_exports(tmp_path / "in", hs3_rows=[HS3_ROWS[7], HS3_ROWS[2]], care_rows=[])
+    with pytest.raises(SystemExit, match="pass --label_model"):
+        main(["--from_dir", src, "--out_dir", str(tmp_path / "a")])
+    assert len(open(tmp_path / "a" / "review.jsonl", encoding="utf-8").readlines()) == 1
+    printed = capsys.readouterr().out
+    assert "dropped 2:" in printed and "tie (overall_preference 0)" in printed
+
+    def unparseable(items, *args):
+        return [{"id": it["id"], "question": it["question"], "field": "topic", "answer": "??"}
+                for it in items if "topic" not in it]
+    monkeypatch.setattr(prepare, "label_items", unparseable)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--from_dir", src, "--out_dir", str(tmp_path / "b"), "--label_model", "some/model"])
+    assert "--label_model" not in str(exit_info.value) and "unparseable" in str(exit_info.value)
+    assert json.loads(open(tmp_path / "b" / "review.jsonl", encoding="utf-8").read())["answer"] == "??"
+    assert "label model: unparseable topic answer" in capsys.readouterr().out
