@@ -266,7 +266,7 @@ def sft(steps: int) -> None:
     cross-lingual pairs of the parallel set (text in language a, tag b -> the text in b) and the
     training items with their own language. Writes the result to out_dir/sft (the KL reference)."""
     by_id, _ = group_parallel(parallel)
-    examples = [(it["question"], it["lang"], it["reference"]) for it in items]
+    examples = [(it["question"], it["gate_lang"] or it["lang"], it["reference"]) for it in items]
     examples += [(texts[a], b, texts[b]) for texts in by_id.values() for a in texts for b in texts if a != b]
     opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=args.weight_decay)
     gen = torch.Generator().manual_seed(args.seed)
