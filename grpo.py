@@ -318,11 +318,13 @@ def generate_rollouts(model, tok, prompts: list[str], max_new_tokens: int, tempe
 
 
 def response_logits(model, ids: torch.Tensor, attention_mask: torch.Tensor, n_resp: int) -> torch.Tensor:
-    """Logits predicting the last n_resp tokens of ids (B, L): (B, n_resp, V). Position ids skip
-    the left padding, as generate() does, so training log-probs match the sampling ones."""
+    """Logits predicting the last n_resp tokens of ids (B, L): (B, n_resp, V), contiguous (no
+    slice of a longer logits tensor, so token_logprobs never copies it). Position ids skip the
+    left padding, as generate() does, so training log-probs match the sampling ones."""
     pos = (attention_mask.cumsum(1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=attention_mask, position_ids=pos, logits_to_keep=n_resp + 1)
-    return out.logits[:, :-1]
+    L = ids.shape[1]
+    keep = torch.arange(L - n_resp - 1, L - 1, device=ids.device)  # only these reach lm_head
+    return model(input_ids=ids, attention_mask=attention_mask, position_ids=pos, logits_to_keep=keep).logits
 
 
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
