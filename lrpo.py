@@ -113,7 +113,7 @@ g.add_argument("--seed", type=int, default=42, help="seed (offset by rank for sa
 args = p.parse_args()
 if args.tiny:  # the measured CPU recipe (SPEC §7): warm start, then a smaller RL learning rate
     tiny = dict(train_file="data/sample/train.jsonl", prompts_per_step=8, max_new_tokens=24,
-                max_prompt_len=160, lr=3e-4, sft_steps=1000, sft_lr=3e-3, max_steps=120,
+                max_prompt_len=224, lr=3e-4, sft_steps=1000, sft_lr=3e-3, max_steps=120,
                 save_every=40, micro_prompts=4, gen_batch_size=64)
     given = {a.split("=")[0][2:] for a in sys.argv[1:] if a.startswith("--")}
     for k, v in tiny.items():
@@ -245,10 +245,9 @@ def build_prompt(question: str, lang: str) -> str:
     return tok.apply_chat_template(messages(question, lang), tokenize=False, add_generation_prompt=True)
 
 
-def answer_text(question: str, lang: str, answer: str) -> str:
-    """What the model should write after the prompt: the answer and the template's end of turn
+def answer_text(question: str, lang: str, answer: str, prompt: str) -> str:
+    """What the model should write after `prompt`: the answer and the template's end of turn
     (<|im_end|>, <end_of_turn>, <|eot_id|>), so a warm start teaches the stop the rollouts use."""
-    prompt = build_prompt(question, lang)
     full = tok.apply_chat_template(messages(question, lang) + [{"role": "assistant", "content": answer}],
                                    tokenize=False)
     return full[len(prompt):].rstrip() if full.startswith(prompt) else answer + tok.eos_token
@@ -268,6 +267,10 @@ def sft(steps: int) -> None:
     by_id, _ = group_parallel(parallel)
     examples = [(it["question"], it["gate_lang"] or it["lang"], it["reference"]) for it in items]
     examples += [(texts[a], b, texts[b]) for texts in by_id.values() for a in texts for b in texts if a != b]
+    lengths = map(len, tok([build_prompt(q, lang) for q, lang, _ in examples], add_special_tokens=False)["input_ids"])
+    fits = [n <= args.max_prompt_len for n in lengths]
+    print0(f"sft: {fits.count(True)} examples; skipped {fits.count(False)} with prompts over {args.max_prompt_len} tokens")
+    examples = [e for e, ok in zip(examples, fits) if ok]
     opt = torch.optim.AdamW(model.parameters(), lr=args.sft_lr, weight_decay=args.weight_decay)
     gen = torch.Generator().manual_seed(args.seed)
     bar = tqdm(range(steps), desc="sft", disable=not master)
@@ -276,8 +279,9 @@ def sft(steps: int) -> None:
         seqs, masks = [], []
         for i in pick.tolist():
             q, lang, answer = examples[i]
-            prompt = tok(build_prompt(q, lang), add_special_tokens=False)["input_ids"][-args.max_prompt_len:]
-            answer = tok(answer_text(q, lang, answer), add_special_tokens=False)["input_ids"][:args.max_new_tokens]
+            text = build_prompt(q, lang)
+            prompt = tok(text, add_special_tokens=False)["input_ids"]
+            answer = tok(answer_text(q, lang, answer, text), add_special_tokens=False)["input_ids"][:args.max_new_tokens]
             seqs.append(prompt + answer)
             masks.append([0] * len(prompt) + [1] * len(answer))
         T = max(map(len, seqs))

@@ -265,30 +265,25 @@ def label_items(items: list[dict], model_path: str, topics, regions, batch_size:
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto").to(device).eval()
     review = []
 
-    todo = [it for it in items if not it.get("topic")]
-    answers = generate_answers(model, tokenizer, [TOPIC_PROMPT.replace("{question}", it["question"])
-                                                  for it in todo], batch_size, max_new_tokens, "topic")
-    for item, answer in zip(todo, answers):
-        topic = parse_topic(answer, topics)
-        if topic is None:
-            review.append({"id": item["id"], "question": item["question"], "field": "topic",
-                           "answer": answer})
-        else:
-            item["topic"] = topic
+    def label(field, todo, prompts, parse):
+        """Ask the model, keep the parsed answers, send the unparseable ones to review."""
+        for item, answer in zip(todo, generate_answers(model, tokenizer, prompts, batch_size,
+                                                       max_new_tokens, field)):
+            value = parse(answer)
+            if value is None:
+                review.append({"id": item["id"], "question": item["question"], "field": field,
+                               "answer": answer})
+            else:
+                item[field] = value
 
+    todo = [it for it in items if not it.get("topic")]
+    label("topic", todo, [TOPIC_PROMPT.replace("{question}", it["question"]) for it in todo],
+          lambda a: parse_topic(a, topics))
     regional = "Regional Knowledge"
     todo = [it for it in items if it.get("topic") == regional and "region" not in it]
     listed = ", ".join(regions)
-    prompts = [REGION_PROMPT.replace("{regions}", listed).replace("{question}", it["question"])
-               for it in todo]
-    answers = generate_answers(model, tokenizer, prompts, batch_size, max_new_tokens, "region")
-    for item, answer in zip(todo, answers):
-        found = parse_regions(answer, regions)
-        if found is None:
-            review.append({"id": item["id"], "question": item["question"], "field": "region",
-                           "answer": answer})
-        else:
-            item["region"] = found
+    label("region", todo, [REGION_PROMPT.replace("{regions}", listed).replace("{question}", it["question"])
+                           for it in todo], lambda a: parse_regions(a, regions))
     for item in items:  # decision 2: only Regional Knowledge items carry regions
         if item.get("topic") and item["topic"] != regional and "region" not in item:
             item["region"] = []
