@@ -19,7 +19,8 @@ Decisions:
 4. Building is deterministic for a given seed and text, so the demo and tests are reproducible.
 5. Vocabulary 4,000 (fewer if the text has fewer merges): with whole-word pieces the tiny policy's
    samples are recognisable words, so language ID can gate them. Measured with `lrpo.py --tiny`
-   (1,000 SFT steps, then 120 RL steps, one process): vocabulary 2,000 gave r_lang 0.26 -> 0.54
+   (1,000 SFT steps, then 120 RL steps, one process, with the warm start's prompts then cut to 160
+   tokens): vocabulary 2,000 gave r_lang 0.26 -> 0.54
    over training, 4,000 gave 0.44 -> 0.64; at 800 the warm-started policy's gate rate was 0.19.
 """
 import os
