@@ -5,11 +5,11 @@ Build the table once from a parallel corpus (rows sharing an id are translations
 
     python calibrate.py --parallel data/sample/parallel.jsonl --encoder jhu-clsp/mmBERT-small --out calib.json
 
-then, in the trainer (reward.compute_rewards does this):
+then, in the trainer (reward.compute_rewards does this; reward.py needs only the table object):
 
-    from calibrate import CalibrationTable, calibrate
+    from calibrate import CalibrationTable
     table = CalibrationTable.load("calib.json")
-    cal, n_missing = calibrate(sim, ref_langs, out_langs, table, "mean")      # (N,), int
+    cal, missing = table.calibrate(sim, ref_langs, out_langs, "mean")       # (N,), (N,) bool
 
 Raw mmBERT cosines are compressed near 1 and shifted per language pair (0.925 ja-pt to 0.997
 zh-zh in the release), so a rollout in one language cannot be compared with one in another
@@ -115,6 +115,22 @@ def pair_stats(equiv, mismatch, hard, n_quantiles: int = 101, ub_q: float = 0.95
             "quantiles": torch.quantile(mix, p).tolist(), "equiv": eq.tolist()}
 
 
+# ---------------------------------------------------------------------------------------------
+# The table: per-pair statistics, and online calibration of raw similarities (Eq. 2, Eq. 3)
+# ---------------------------------------------------------------------------------------------
+
+def empirical_cdf(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear CDF through nondecreasing quantile points q (P,) at 0, 1/(P-1), .., 1."""
+    P = len(q)
+    p = torch.linspace(0, 1, P, dtype=x.dtype)
+    idx = torch.searchsorted(q, x, right=True)                   # how many points are <= x
+    hi = idx.clamp(1, P - 1)
+    lo = hi - 1
+    w = (x - q[lo]) / (q[hi] - q[lo]).clamp_min(1e-300)        # q[lo] <= x < q[hi] inside
+    u = p[lo] + w * (p[hi] - p[lo])
+    return torch.where(idx == 0, 0.0, torch.where(idx == P, 1.0, u))
+
+
 @dataclass
 class CalibrationTable:
     """Per unordered language pair statistics (Decision 3) and the global mu_ref."""
@@ -129,8 +145,38 @@ class CalibrationTable:
         mu_ref = sum(e["n"] * e["mean"] for e in pairs.values()) / n
         return cls(pairs=pairs, mu_ref=mu_ref, meta=dict(meta or {}))
 
-    def pair(self, a: str, b: str) -> dict | None:
-        return self.pairs.get(pair_key(a, b))
+    def calibrate(self, scores: torch.Tensor, ref_langs: list[str], out_langs: list[str],
+                  mode: str = "mean", lam: float = 1.0, k: float | None = None,
+                  ub: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Calibrated scores (N,) for the pairs (ref_langs[i], out_langs[i]) and the (N,) bool mask
+        of rows whose pair is missing from the table (they keep the raw score, Decision 6)."""
+        if mode not in MODES:
+            raise ValueError(f"calibration mode {mode!r} is not one of {list(MODES)}")
+        N = len(scores)
+        assert len(ref_langs) == len(out_langs) == N, \
+            f"{N} scores, {len(ref_langs)} reference and {len(out_langs)} output languages"
+        missing = torch.zeros(N, dtype=torch.bool)
+        if mode == "none":
+            return scores.clone(), missing
+        s = scores.detach().double()                                    # (N,)
+        cal = s.clone()
+        groups: dict[str, list[int]] = {}
+        for i, (a, b) in enumerate(zip(ref_langs, out_langs)):
+            groups.setdefault(pair_key(a, b), []).append(i)
+        for key, rows in groups.items():
+            entry, rows = self.pairs.get(key), torch.tensor(rows)
+            if entry is None:
+                missing[rows] = True                                    # Decision 6
+            elif mode == "mean":
+                lam_pair = lam if k is None else lam * entry["n"] / (entry["n"] + k)
+                cal[rows] = (s[rows] - lam_pair * (entry["mean"] - self.mu_ref)).clamp(-1, 1)  # Eq. 2
+            else:
+                x, q = s[rows], torch.tensor(entry["quantiles"], dtype=torch.float64)
+                if ub:
+                    assert entry["ub"] > 0, f"pair {key}: upper-bound anchor {entry['ub']} is not > 0"
+                    x, q = (x / entry["ub"]).clamp(max=1), (q / entry["ub"]).clamp(max=1)
+                cal[rows] = empirical_cdf(x, q)                         # Eq. 3
+        return cal.to(scores.dtype), missing
 
     def save(self, path: str) -> None:
         obj = {"format": FORMAT, "mu_ref": self.mu_ref, "meta": self.meta, "pairs": self.pairs}
@@ -153,6 +199,10 @@ class CalibrationTable:
                     raise ValueError(f"{path}: pair {key!r} lacks field {name!r}")
         return cls(pairs=obj["pairs"], mu_ref=obj["mu_ref"], meta=obj.get("meta", {}))
 
+
+# ---------------------------------------------------------------------------------------------
+# Offline: the builder
+# ---------------------------------------------------------------------------------------------
 
 def build_table(records: list[dict], encoder, n_equiv: int = 30, n_mismatch: int = 10,
                 n_hard: int = 2, seed: int = 0, n_quantiles: int = 101, ub_q: float = 0.95,
@@ -192,66 +242,6 @@ def build_table(records: list[dict], encoder, n_equiv: int = 30, n_mismatch: int
 
 
 # ---------------------------------------------------------------------------------------------
-# Online: raw similarity -> calibrated score
-# ---------------------------------------------------------------------------------------------
-
-def empirical_cdf(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Piecewise-linear CDF through nondecreasing quantile points q (P,) at 0, 1/(P-1), .., 1."""
-    P = len(q)
-    p = torch.linspace(0, 1, P, dtype=x.dtype)
-    idx = torch.searchsorted(q, x, right=True)                   # how many points are <= x
-    hi = idx.clamp(1, P - 1)
-    lo = hi - 1
-    w = (x - q[lo]) / (q[hi] - q[lo]).clamp_min(1e-300)        # q[lo] <= x < q[hi] inside
-    u = p[lo] + w * (p[hi] - p[lo])
-    return torch.where(idx == 0, 0.0, torch.where(idx == P, 1.0, u))
-
-
-def calibrate_rows(scores: torch.Tensor, ref_langs: list[str], out_langs: list[str], table,
-                   mode: str, lam: float = 1.0, k: float | None = None,
-                   ub: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(calibrated (N,), missing (N,) bool): as `calibrate`, with the rows that fell back."""
-    if mode not in MODES:
-        raise ValueError(f"calibration mode {mode!r} is not one of {list(MODES)}")
-    N = len(scores)
-    assert len(ref_langs) == len(out_langs) == N, \
-        f"{N} scores, {len(ref_langs)} reference and {len(out_langs)} output languages"
-    missing = torch.zeros(N, dtype=torch.bool)
-    if mode == "none":
-        return scores.clone(), missing
-    if table is None:
-        raise ValueError(f"calibration mode {mode!r} needs a table (build one with calibrate.py)")
-    s = scores.detach().double()                                    # (N,)
-    cal = s.clone()
-    groups: dict[str, list[int]] = {}
-    for i, (a, b) in enumerate(zip(ref_langs, out_langs)):
-        groups.setdefault(pair_key(a, b), []).append(i)
-    for key, rows in groups.items():
-        entry, rows = table.pairs.get(key), torch.tensor(rows)
-        if entry is None:
-            missing[rows] = True                                    # Decision 6
-        elif mode == "mean":
-            lam_pair = lam if k is None else lam * entry["n"] / (entry["n"] + k)
-            cal[rows] = (s[rows] - lam_pair * (entry["mean"] - table.mu_ref)).clamp(-1, 1)  # Eq. 2
-        else:
-            x, q = s[rows], torch.tensor(entry["quantiles"], dtype=torch.float64)
-            if ub:
-                assert entry["ub"] > 0, f"pair {key}: upper-bound anchor {entry['ub']} is not > 0"
-                x, q = (x / entry["ub"]).clamp(max=1), (q / entry["ub"]).clamp(max=1)
-            cal[rows] = empirical_cdf(x, q)                         # Eq. 3
-    return cal.to(scores.dtype), missing
-
-
-def calibrate(scores: torch.Tensor, ref_langs: list[str], out_langs: list[str], table,
-              mode: str, lam: float = 1.0, k: float | None = None,
-              ub: bool = False) -> tuple[torch.Tensor, int]:
-    """Calibrate raw similarities (N,) for the pairs (ref_langs[i], out_langs[i]).
-    Returns (calibrated (N,), number of rows whose pair is missing from the table)."""
-    cal, missing = calibrate_rows(scores, ref_langs, out_langs, table, mode, lam, k, ub)
-    return cal, int(missing.sum())
-
-
-# ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
 
@@ -274,7 +264,7 @@ def report(table: CalibrationTable) -> str:
         a, b = key.split("-")
         eq = torch.tensor(e["equiv"], dtype=torch.float64)
         before.append(eq.mean().item())
-        after.append(calibrate(eq, [a] * len(eq), [b] * len(eq), table, "mean")[0].mean().item())
+        after.append(table.calibrate(eq, [a] * len(eq), [b] * len(eq), "mean")[0].mean().item())
     lines += ["", f"spread of equivalent pair means: raw {min(before):.4f}..{max(before):.4f} "
               f"(range {max(before) - min(before):.4f}) -> mean-calibrated "
               f"{min(after):.4f}..{max(after):.4f} (range {max(after) - min(after):.4f})"]

@@ -10,7 +10,9 @@ LRPO's reward for one rollout (SPEC §1 step 3): r = r_qual(y) * r_lang(y).
 
 - r_qual: cosine similarity s = cos(E(y), E(z)) of mmBERT embeddings of the response y and the
   reference z, calibrated for the unordered language pair (reference language, target language)
-  by calibrate.calibrate (Eq. 2 mean, Eq. 3 quantile, or none), then mapped to [0, 1].
+  by the table's `calibrate` method (Eq. 2 mean, Eq. 3 quantile, or none), then mapped to [0, 1].
+  reward.py imports nothing of the project: any object with calibrate.CalibrationTable's
+  `calibrate(scores, ref_langs, out_langs, mode, lam, k, ub) -> (cal, missing)` serves as `table`.
 - r_lang: 1 if the language identified in y is the rollout's target language, else 0.
 
 Decisions:
@@ -38,8 +40,6 @@ from functools import lru_cache
 
 import torch
 from tqdm import tqdm
-
-from calibrate import calibrate_rows
 
 LANGUAGE_NAMES = {
     "ar": "Arabic", "de": "German", "en": "English", "es": "Spanish", "fr": "French",
@@ -177,7 +177,12 @@ def compute_rewards(responses: list[str], references: list[str], ref_langs: list
     check_languages(target_langs, languages, "target language")
 
     sim = encoder.similarity(responses, references)                        # (N,) in [-1, 1]
-    cal, missing = calibrate_rows(sim, ref_langs, target_langs, table, mode, lam, k, ub)
+    if mode == "none":
+        cal, missing = sim.clone(), torch.zeros(N, dtype=torch.bool)
+    elif table is None:
+        raise ValueError(f"calibration mode {mode!r} needs a table (build one with calibrate.py)")
+    else:
+        cal, missing = table.calibrate(sim, ref_langs, target_langs, mode, lam, k, ub)  # Eq. 2 / 3
     r_qual = ((cal + 1) / 2).clamp(0, 1)                                   # SPEC §1.3
     if mode == "quantile":
         r_qual = torch.where(missing, r_qual, cal)                        # Eq. 3 is in [0, 1]

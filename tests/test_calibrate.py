@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from calibrate import (CalibrationTable, build_table, calibrate, group_parallel, load_parallel,
+from calibrate import (CalibrationTable, build_table, group_parallel, load_parallel,
                        pair_stats)
 from data.records import RecordError
 from reward import LANGUAGES, Encoder
@@ -56,6 +56,13 @@ def synthetic_table(n_equiv: int = 30, seed: int = 0) -> CalibrationTable:
         hard = mu - 0.08 + 0.02 * rng.standard_normal(2 * n_equiv)
         pairs[key] = pair_stats(equiv, mismatch, hard)
     return CalibrationTable.from_pairs(pairs, {"source": "synthetic"})
+
+
+def calibrate(scores, ref_langs, out_langs, table, mode, **kw):
+    """CalibrationTable.calibrate with the missing rows counted; mode "none" needs no table."""
+    table = table or CalibrationTable(pairs={}, mu_ref=0.0)
+    cal, missing = table.calibrate(scores, ref_langs, out_langs, mode, **kw)
+    return cal, int(missing.sum())
 
 
 def _langs(key: str, n: int) -> tuple[list[str], list[str]]:

@@ -1,5 +1,6 @@
 """
-The fused GRPO loss kernel's benchmark; run it as `python bench.py kernel` (bench.py registers it).
+`python bench.py kernel`: the fused Triton GRPO loss (kernels/) against eager PyTorch, grpo.py's
+chunked path and Liger-Kernel.
 
 On CUDA, for (B*T, V) = (8192, 32768) and (16384, 151936) bf16: median forward+backward time
 (triton.testing.do_bench), peak extra memory, and bandwidth as logits-sized passes at the speed of a
@@ -9,9 +10,9 @@ kernel (also in place). On CPU it times the torch paths only: the interpreter's 
 """
 import torch
 
-from bench import median_time, peak_rss_in_child, peak_rss_since_reset, reset_peak_rss, table
+from benchmarks.timing import median_time, peak_rss_in_child, peak_rss_since_reset, reset_peak_rss, table
 
-KERNEL_CLIP, KERNEL_BETA, KERNEL_K = 0.2, 0.001, 8        # SPEC §2 defaults: clip 0.2/0.2, k3 beta, K
+KERNEL_CLIP, KERNEL_BETA, KERNEL_K = 0.2, 0.001, 8        # the release's clip 0.2/0.2, k3 beta, K
 
 
 def _kernel_inputs(N: int, V: int, T: int, dtype, device: str) -> dict:
@@ -141,7 +142,7 @@ def _kernel_gpu_table(N: int, V: int, T: int = 1024) -> None:
     print(table(rows))
 
 
-def bench_kernel(N: int = 2048, V: int = 32768, T: int = 256):
+def main(argv=(), N: int = 2048, V: int = 32768, T: int = 256):
     """Fused GRPO loss kernel vs eager PyTorch, grpo.py's chunked path and Liger-Kernel (CUDA);
     on CPU the two torch paths only."""
     if torch.cuda.is_available():

@@ -1,0 +1,1 @@
+"""The benchmarks behind `python bench.py NAME`, one file each; timing.py holds the shared helpers."""

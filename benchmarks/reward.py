@@ -1,0 +1,71 @@
+"""
+`python bench.py reward`: compute_rewards throughput on CPU with the tiny encoder, split into its
+stages (encoder similarity, language ID, calibration), on 512 rollouts in groups of 8.
+"""
+import os
+import time
+
+import torch
+
+from benchmarks.timing import table
+
+
+def _inputs(n: int, K: int = 8, chars: int = 200):
+    """n rollouts in groups of K: each group shares one item's reference; each rollout is that
+    item in a random router language, repeated and cut to `chars` characters."""
+    import random
+    from calibrate import group_parallel, load_parallel
+    from reward import LANGUAGES
+    records = load_parallel("data/sample/parallel.jsonl", LANGUAGES)
+    items, _ = group_parallel(records)
+    ids, rng = sorted(items), random.Random(0)
+    responses, refs, ref_langs, targets = [], [], [], []
+    for g in range(n // K):
+        texts = items[ids[g % len(ids)]]
+        ref_lang = rng.choice(sorted(texts))
+        for _ in range(K):
+            lang = rng.choice(sorted(texts))
+            responses.append(((texts[lang] + " ") * (chars // len(texts[lang]) + 1))[:chars])
+            refs.append(texts[ref_lang])
+            ref_langs.append(ref_lang)
+            targets.append(lang)
+    return records, responses, refs, ref_langs, targets
+
+
+def main(argv=(), n: int = 512):
+    import tempfile
+    from calibrate import build_table
+    from data.tiny import build_tiny
+    from reward import Encoder, compute_rewards, detect_language
+    records, responses, refs, ref_langs, targets = _inputs(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder = Encoder(build_tiny(tmp)["encoder"])
+    calib = build_table(records, encoder)
+    sim = encoder.similarity(responses, refs)
+    stages = {
+        "encoder (similarity)": lambda: encoder.similarity(responses, refs),
+        "language ID (gate)": lambda: [detect_language(y) for y in responses],
+        "calibration (mean)": lambda: calib.calibrate(sim, ref_langs, targets, "mean"),
+        "compute_rewards (all)": lambda: compute_rewards(responses, refs, ref_langs, targets,
+                                                         encoder, calib, "mean"),
+    }
+    for fn in stages.values():                                      # warm-up
+        fn()
+    runs = {name: [] for name in stages}
+    for _ in range(5):        # interleaved rounds: load from other processes hits every stage alike
+        for name, fn in stages.items():
+            t0 = time.perf_counter()
+            fn()
+            runs[name].append(time.perf_counter() - t0)
+    times = {name: sorted(ts)[len(ts) // 2] for name, ts in runs.items()}
+    total = times["compute_rewards (all)"]
+    rows = [{"stage": name, f"ms per {n} rollouts": f"{t * 1e3:.1f}", "rollouts/s": f"{n / t:,.0f}",
+             "share of compute_rewards": f"{t / total:.0%}"} for name, t in times.items()]
+    chars = sum(map(len, responses)) / len(responses)
+    tokens = sorted(map(len, encoder.tokenizer(responses)["input_ids"]))
+    print(f"{n} responses of {chars:.0f} characters ({tokens[n // 2]} tokens median, {tokens[-1]} max), "
+          f"groups of 8 sharing a reference; tiny ModernBERT "
+          f"(hidden {encoder.dim}, {encoder.model.config.num_hidden_layers} layers), "
+          f"{torch.get_num_threads()} torch threads; median of 5 interleaved rounds; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(table(rows))
