@@ -1,6 +1,6 @@
 """
 The LRPO language router: a contextual bandit that picks the language of every rollout
-(SPEC §1 steps 1, 6, 7; paper §3.1 and §3.3, Algorithm 1, Eqs. 1, 6, 7).
+(paper §3.1 and §3.3, Algorithms 1 and 2, Eqs. 1, 6, 7).
 
     from router import LanguageRouter, TOPICS, REGIONS
     router = LanguageRouter(LANGUAGES, TOPICS, REGIONS)     # mode="learned" is LRPO
@@ -18,21 +18,31 @@ Decisions:
 1. Logits z = A[t] + sum over the item's regions of B[r] (Eq. 1), the B term only for topic
    "Regional Knowledge". A region list is a set: a repeated name counts once. A region never seen
    gets a zero row of B; it is added at the next step() (decision 5), until then it adds 0.
-2. Buckets of the update (Eq. 6). A[t] pools the rollouts of topic t over all regions: one bucket
-   per (t, l). A Regional Knowledge rollout also counts in the (g, l) bucket of every region g of
-   its item. z-scoring standardises the bucket means across the languages seen in the same row
-   (the languages of topic t for A, of region g for B) with the population std,
-   (mean - mu) / (std + 1e-6), as the authors' release; a row with one language seen gets 0.
-   (The release updates A once per (t, g) bucket instead, so a topic spread over many regions
-   moves faster there; pooling makes A[t] one estimate per topic.)
-3. A language with no rollout in a row since the last update keeps its logit.
-4. Every recorded rollout counts: the K_on own-language ones and Translation items too (SPEC §1.6).
+2. Buckets of the update (Eq. 6). update="per_region" (default; Eq. 6 as written, as the authors'
+   release does it): one bucket per (topic t, region g, language l); an item counts in the bucket
+   of each of its regions, an item with no region in its topic's no-region bucket. Bucket means
+   are z-scored across the languages seen in each (t, g) group, (mean - mu) / (std + 1e-6) with
+   the population std, as the release; a group with one language seen gets 0. Eq. 7 gives A[t, l]
+   one EMA step per (t, g) bucket holding l and B[g, l] (Regional Knowledge only) one step from
+   its (Regional Knowledge, g) bucket. The release takes A's n steps one by one in dict order, so
+   its A depends on the order in which buckets first arrive; here A takes the order-free
+   equivalent, n steps towards the mean of the n targets, (1-alpha)^n A + (1-(1-alpha)^n) mean:
+   the same total weight on new data, equal to the release when the targets agree. A topic over
+   ~20 regions keeps (1-alpha)^20 ~ 0.12 of its old A[t] per update. update="pooled" (ablation,
+   this file's earlier rule): one (t, l) bucket over all of a topic's regions, one step per update;
+   B as above. `python tests/test_router.py` measures both on a synthetic buffer (half Regional
+   Knowledge over 24 regions): max |A[Regional Knowledge]| after one update 0.19 pooled, 0.51
+   per region (release: 0.41-0.79 over 10 arrival orders, one entry moving by up to 0.52).
+3. A language with no rollout in a bucket since the last update keeps its logit.
+4. Every recorded rollout counts: the K_on own-language ones and Translation items too (the
+   buffer of §3.3 records every rollout by topic, region and language; Algorithm 2, line 10).
 5. Distributed: every step() sums the new records of all ranks (one all_reduce of fixed-shape
-   sums and counts over (topics + regions) x languages, after the ranks agree on new region names
-   with all_gather_object, appended in sorted order). Every rank then holds the identical router
-   and buffer, so a checkpoint from rank 0 is complete. One process takes the same path without
-   the collectives and ends with the same A and B (tests/dist_router.py checks it). Every rank must
-   call step() at every training step. With NCCL the buffer travels through the current CUDA device.
+   sums and counts over topics x (1 + regions) x languages, after the ranks agree on new region
+   names with all_gather_object, appended in sorted order). Every rank then holds the identical
+   router and buffer, so a checkpoint from rank 0 is complete. One process takes the same path
+   without the collectives and ends with the same A and B (tests/dist_router.py checks it). Every
+   rank must call step() at every training step. With NCCL the buffer travels through the
+   current CUDA device.
 6. Randomness: each route() call draws from its own torch.Generator seeded from (seed, rank, step,
    call number within the step): runs are reproducible, ranks draw differently, and a restored
    state_dict routes exactly as the original would have.
@@ -40,11 +50,11 @@ Decisions:
    keeping at least one rollout (K=8: input 6 lang + 2 en, english 2 lang + 6 en, uniform 2 lang +
    6 drawn uniformly over all languages). They never update: record() only validates, step()
    only advances the schedules. Translation items are never routed in any mode.
-8. Schedules per training step s (SPEC §1.7): tau = max(tau_min, tau0 * d_tau^s), likewise eps;
-   anneal=False keeps tau0 and eps0.
+8. Schedules per training step s (§3.3, annealing of tau and eps): tau = max(tau_min, tau0 *
+   d_tau^s), likewise eps; anneal=False keeps tau0 and eps0.
 9. priors = {topic or region: {lang: weight}} sets that row to log(max(weight, 1e-6)), log(1e-6)
    for languages it omits (the release's hand mixes), for the "without uniform init" ablation.
-10. A, B and the buffers are float64: the all-reduced sums stay exact for rewards on a dyadic
+10. A, B and the buffer are float64: the all-reduced sums stay exact for rewards on a dyadic
     grid, and tiny EMA steps are not lost late in training.
 """
 import argparse
@@ -64,26 +74,35 @@ REGIONS = ("Russia", "Southeast Asia", "Latin America", "Japan", "South Asia", "
 REGIONAL = "Regional Knowledge"  # the only topic whose logits include B
 UNROUTED = "Translation"         # never routed: all K rollouts in the item's own language
 MODES = ("learned", "monolingual", "input", "english", "uniform")
+UPDATES = ("per_region", "pooled")  # decision 2
 MIN_WEIGHT = 1e-6                # prior weight floor and weight of languages a prior omits
-_STATE_TENSORS = ("A", "B", "_buf_A", "_buf_B", "_region_seen")
+_STATE_TENSORS = ("A", "B", "_buf", "_region_seen")
 
 
 def schedule(v0: float, v_min: float, decay: float, step: int) -> float:
-    """max(v_min, v0 * decay^step): the tau and eps annealing (SPEC §1.7)."""
+    """max(v_min, v0 * decay^step): the tau and eps annealing (§3.3, decision 8)."""
     return max(v_min, v0 * decay ** step)
 
 
 def bucket_targets(sums: torch.Tensor, counts: torch.Tensor, norm: str):
-    """EMA targets r_bar per (row, language) bucket (Eq. 6) and the mask of buckets seen.
-    sums, counts: (R, L); returns (R, L) targets and (R, L) bool."""
+    """EMA targets r_bar per bucket (Eq. 6) and the mask of buckets seen. sums, counts:
+    (..., n_langs), one group per row; returns (..., n_langs) targets and (..., n_langs) bool."""
     seen = counts > 0
     mean = sums / counts.clamp(min=1)
-    if norm == "zscore":  # standardise across the languages seen in each row
-        n = seen.sum(1, keepdim=True).clamp(min=1)
-        mu = (mean * seen).sum(1, keepdim=True) / n
-        std = ((mean - mu) ** 2 * seen).sum(1, keepdim=True).div(n).sqrt()
+    if norm == "zscore":  # standardise across the languages seen in each group
+        n = seen.sum(-1, keepdim=True).clamp(min=1)
+        mu = (mean * seen).sum(-1, keepdim=True) / n
+        std = ((mean - mu) ** 2 * seen).sum(-1, keepdim=True).div(n).sqrt()
         mean = (mean - mu) / (std + 1e-6)
     return mean, seen
+
+
+def ema_steps(M: torch.Tensor, target: torch.Tensor, n: torch.Tensor, alpha: float) -> torch.Tensor:
+    """n EMA steps of Eq. 7 towards `target`, in closed form: (1-alpha)^n M + (1-(1-alpha)^n) target;
+    n = 1 is the textbook step bit for bit, n = 0 keeps M (decision 3). All (R, n_langs)."""
+    keep = (1 - alpha) ** n
+    w = torch.where(n == 1, alpha, 1 - keep)
+    return torch.where(n > 0, keep * M + w * target, M)
 
 
 def _distributed() -> bool:
@@ -102,7 +121,7 @@ class LanguageRouter:
     def __init__(self, languages, topics, regions=(), *, mode: str = "learned", K_on: int = 2,
                  tau=(1.0, 0.3, 0.999), eps=(0.2, 0.0, 0.995), anneal: bool = True,
                  alpha: float = 0.1, update_every: int = 5, bucket_norm: str = "zscore",
-                 priors: dict | None = None, seed: int = 0):
+                 update: str = "per_region", priors: dict | None = None, seed: int = 0):
         self.languages, self.topics = list(languages), list(topics)
         (tau0, tau_min, d_tau), (eps0, eps_min, d_eps) = tau, eps
         distinct = [x and len(set(x)) == len(x) and all(isinstance(v, str) for v in x)
@@ -114,6 +133,7 @@ class LanguageRouter:
             (mode not in ("input", "english") or "en" in self.languages,
              f"mode {mode!r} routes to 'en', which is not in languages {self.languages}"),
             (bucket_norm in ("zscore", "none"), f"bucket_norm {bucket_norm!r} is not 'zscore' or 'none'"),
+            (update in UPDATES, f"update {update!r} is not one of {UPDATES}"),
             (isinstance(K_on, int) and K_on >= 0, f"K_on must be an int >= 0, got {K_on!r}"),
             (isinstance(update_every, int) and update_every >= 1, f"update_every must be an int >= 1, got {update_every!r}"),
             (0 < alpha <= 1, f"alpha must be in (0, 1], got {alpha}"),
@@ -125,21 +145,22 @@ class LanguageRouter:
         self.mode, self.K_on, self.alpha, self.update_every = mode, K_on, alpha, update_every
         self.tau0, self.tau_min, self.d_tau = map(float, tau)
         self.eps0, self.eps_min, self.d_eps = map(float, eps)
-        self.anneal, self.bucket_norm, self.seed = anneal, bucket_norm, int(seed)
+        self.anneal, self.bucket_norm, self.update, self.seed = anneal, bucket_norm, update, int(seed)
         self._li = {l: i for i, l in enumerate(self.languages)}
         self._ti = {t: i for i, t in enumerate(self.topics)}
-        T, L = len(self.topics), len(self.languages)
+        n_topics, n_langs = len(self.topics), len(self.languages)
         f64 = dict(dtype=torch.float64)
-        self.A = torch.zeros(T, L, **f64)                                 # (T, L) topic logits
-        self.B = torch.zeros(0, L, **f64)                                 # (G, L) region logits
-        self._buf_A = torch.zeros(2, T, L, **f64)                         # reward sums, counts
-        self._buf_B = torch.zeros(2, 0, L, **f64)                         # (2, G, L) likewise
-        self._region_seen = torch.zeros(0, dtype=torch.bool)              # (G,) has data or a prior
-        self._local: dict[tuple, torch.Tensor] = {}                       # this rank's rows, (2, L)
-        self._new_regions: set[str] = set()                               # met, not yet agreed
+        self.A = torch.zeros(n_topics, n_langs, **f64)                   # (n_topics, n_langs)
+        self.B = torch.zeros(0, n_langs, **f64)                          # (n_regions, n_langs)
+        # reward sums and counts per (topic, column, language); column 0 is the no-region bucket
+        # (per_region) or the topic's pooled bucket (pooled), column 1 + g region g (decision 2)
+        self._buf = torch.zeros(2, n_topics, 1, n_langs, **f64)  # (2, n_topics, 1 + n_regions, n_langs)
+        self._region_seen = torch.zeros(0, dtype=torch.bool)             # (n_regions,) B has data or a prior
+        self._local: dict[tuple, torch.Tensor] = {}                      # this rank's buckets, (2, n_langs)
+        self._new_regions: set[str] = set()                              # met, not yet agreed
         self.regions: list[str] = []
         self._gi: dict[str, int] = {}
-        self.t, self._calls = 0, 0                                        # training step, routes in it
+        self.t, self._calls = 0, 0                                       # training step, routes in it
         for g in self._check_regions(regions):
             self._add_region(g)
         if priors:
@@ -155,9 +176,9 @@ class LanguageRouter:
         return schedule(self.eps0, self.eps_min, self.d_eps, self.t) if self.anneal else self.eps0
 
     def probs(self, topic: str, regions=()) -> torch.Tensor:
-        """(L,) float64: softmax(z / tau) at the current step, before eps (Eq. 1)."""
+        """(n_langs,) float64: softmax(z / tau) at the current step, before eps (Eq. 1)."""
         t, regs = self._check_topic(topic), self._check_regions(regions)
-        z = self.A[t].clone()                                             # (L,)
+        z = self.A[t].clone()                                            # (n_langs,)
         if topic == REGIONAL:
             for g in regs:
                 if g in self._gi:  # a region not yet added contributes its zero row
@@ -174,10 +195,10 @@ class LanguageRouter:
         self._register(topic, regions)
         if topic == UNROUTED or self.mode == "monolingual":
             return [lang] * K
-        L, q = len(self.languages), K // 4  # q: the 25% share of a fixed mode
+        n_langs, q = len(self.languages), K // 4  # q: the 25% share of a fixed mode
         if self.mode == "input":
             return [lang] * (K - q) + ["en"] * q
-        q = max(1, q)                       # the own language keeps at least one rollout
+        q = max(1, q)                             # the own language keeps at least one rollout
         if self.mode == "english":
             return [lang] * q + ["en"] * (K - q)
         if self.mode == "learned" and K < self.K_on:
@@ -186,13 +207,13 @@ class LanguageRouter:
         gen = torch.Generator().manual_seed(_seed_of(self.seed, rank, self.t, self._calls))
         self._calls += 1
         if self.mode == "uniform":
-            return [lang] * q + [self.languages[i] for i in torch.randint(L, (K - q,), generator=gen).tolist()]
+            return [lang] * q + [self.languages[i] for i in torch.randint(n_langs, (K - q,), generator=gen).tolist()]
         n = K - self.K_on
         if n == 0:
             return [lang] * K
-        p = self.probs(topic, regions)                                    # (L,)
-        explore = torch.rand(n, generator=gen) < self.eps                 # eps-greedy per free slot
-        uniform = torch.randint(L, (n,), generator=gen)
+        p = self.probs(topic, regions)                                   # (n_langs,)
+        explore = torch.rand(n, generator=gen) < self.eps                # eps-greedy per free slot
+        uniform = torch.randint(n_langs, (n,), generator=gen)
         routed = torch.multinomial(p, n, replacement=True, generator=gen)
         idx = torch.where(explore, uniform, routed)
         return [lang] * self.K_on + [self.languages[i] for i in idx.tolist()]
@@ -212,9 +233,12 @@ class LanguageRouter:
         if self.mode != "learned":
             return
         idx = torch.tensor([self._li[l] for l in langs])
-        rows = [("topic", topic)] + [("region", g) for g in regs if topic == REGIONAL]
-        for row in rows:  # the A[t] bucket row, and a B[g] row per region (decision 2)
-            buf = self._local.setdefault(row, torch.zeros(2, len(self.languages), dtype=torch.float64))
+        if self.update == "per_region":  # one bucket per region, or the no-region one (decision 2)
+            buckets = [(topic, g) for g in regs] or [(topic, None)]
+        else:                            # the pooled A bucket, and the B buckets of its regions
+            buckets = [(topic, None)] + [(topic, g) for g in regs if topic == REGIONAL]
+        for key in buckets:
+            buf = self._local.setdefault(key, torch.zeros(2, len(self.languages), dtype=torch.float64))
             buf[0].index_add_(0, idx, r)
             buf[1].index_add_(0, idx, torch.ones_like(r))
 
@@ -227,10 +251,18 @@ class LanguageRouter:
         self.t, self._calls = self.t + 1, 0
         if self.mode != "learned" or self.t % self.update_every:
             return False
-        for M, buf in ((self.A, self._buf_A), (self.B, self._buf_B)):
-            r_bar, seen = bucket_targets(buf[0], buf[1], self.bucket_norm)
-            M[seen] = (1 - self.alpha) * M[seen] + self.alpha * r_bar[seen]  # Eq. 7
-            buf.zero_()
+        # targets and mask per (topic, column, language): (n_topics, 1 + n_regions, n_langs)
+        r_bar, seen = bucket_targets(self._buf[0], self._buf[1], self.bucket_norm)
+        if self.update == "per_region":  # n steps towards the mean of the n targets (decision 2)
+            n = seen.sum(1).double()                                     # (n_topics, n_langs)
+            target = (r_bar * seen).sum(1) / n.clamp(min=1)
+        else:
+            n, target = seen[:, 0].double(), r_bar[:, 0]
+        self.A.copy_(ema_steps(self.A, target, n, self.alpha))
+        if REGIONAL in self._ti:
+            t = self._ti[REGIONAL]
+            self.B.copy_(ema_steps(self.B, r_bar[t, 1:], seen[t, 1:].double(), self.alpha))
+        self._buf.zero_()
         return True
 
     def _reduce(self) -> None:
@@ -243,19 +275,18 @@ class LanguageRouter:
         for g in new:
             self._add_region(g)
         self._new_regions.clear()
-        T, G, L = len(self.topics), len(self.regions), len(self.languages)
-        local = torch.zeros(2, T + G, L, dtype=torch.float64)            # sums, counts per row
-        for (kind, name), buf in self._local.items():
-            local[:, self._ti[name] if kind == "topic" else T + self._gi[name]] = buf
+        local = torch.zeros_like(self._buf)                              # (2, n_topics, 1 + n_regions, n_langs)
+        for (topic, g), buf in self._local.items():
+            local[:, self._ti[topic], 0 if g is None else 1 + self._gi[g]] = buf
         if _distributed():
             on_gpu = dist.get_backend() == "nccl"
             device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else local.device
             local = local.to(device)
             dist.all_reduce(local)
             local = local.cpu()
-        self._buf_A += local[:, :T]
-        self._buf_B += local[:, T:]
-        self._region_seen |= local[1, T:].sum(1) > 0
+        self._buf += local
+        if REGIONAL in self._ti:
+            self._region_seen |= local[1, self._ti[REGIONAL], 1:].sum(-1) > 0
         self._local.clear()
 
     # ---- checkpoints and logs ----
@@ -263,14 +294,16 @@ class LanguageRouter:
         """Everything needed to resume exactly; take it after step() (records are then reduced)."""
         if self._local or self._new_regions:
             raise RuntimeError("state_dict() needs the records of this step reduced: call step() first")
-        return {"languages": list(self.languages), "topics": list(self.topics),
+        return {"languages": list(self.languages), "topics": list(self.topics), "update": self.update,
                 "regions": list(self.regions), "step": self.t, "calls": self._calls,
                 **{k.strip("_"): getattr(self, k).clone() for k in _STATE_TENSORS}}
 
     def load_state_dict(self, sd: dict) -> None:
-        for key in ("languages", "topics"):
-            if list(sd[key]) != getattr(self, key):
-                raise ValueError(f"state_dict {key} {list(sd[key])} differ from this router's {getattr(self, key)}")
+        if "buf" not in sd:
+            raise ValueError("state_dict is from an older router (buf_A, buf_B, no 'buf'); it cannot resume")
+        for key in ("languages", "topics", "update"):
+            if sd[key] != getattr(self, key):
+                raise ValueError(f"state_dict {key} {sd[key]!r} differ from this router's {getattr(self, key)!r}")
         self.regions = list(sd["regions"])
         self._gi = {g: i for i, g in enumerate(self.regions)}
         self.t, self._calls = int(sd["step"]), int(sd["calls"])
@@ -320,18 +353,17 @@ class LanguageRouter:
         return list(dict.fromkeys(regions))
 
     def _register(self, topic: str, regions) -> list[str]:
-        """Validated regions of an item; new ones of a Regional Knowledge item await step()."""
+        """Validated regions of an item; new ones that get a bucket await step() (decision 2)."""
         regs = self._check_regions(regions)
-        if topic == REGIONAL and self.mode == "learned":
+        if self.mode == "learned" and (topic == REGIONAL or self.update == "per_region"):
             self._new_regions.update(g for g in regs if g not in self._gi)
         return regs
 
     def _add_region(self, g: str) -> None:
-        zero = torch.zeros(1, len(self.languages), dtype=torch.float64)
         self._gi[g] = len(self.regions)
         self.regions.append(g)
-        self.B = torch.cat([self.B, zero])
-        self._buf_B = torch.cat([self._buf_B, zero.expand(2, 1, -1)], dim=1)
+        self.B = torch.cat([self.B, torch.zeros(1, len(self.languages), dtype=torch.float64)])
+        self._buf = torch.cat([self._buf, torch.zeros_like(self._buf[:, :, :1])], dim=2)
         self._region_seen = torch.cat([self._region_seen, torch.zeros(1, dtype=torch.bool)])
 
     def _set_priors(self, priors: dict) -> None:

@@ -4,9 +4,10 @@ Two-rank check of the router's distributed update, run by tests/test_router.py:
     torchrun --standalone --nproc_per_node=2 tests/dist_router.py OUT_DIR
 
 Every rank builds the same stream of rollout groups (make_groups, independent of the rank), routes
-and records its own half (group i goes to rank i % world_size), and calls step() every step. Each
-rank writes OUT_DIR/rank{r}.pt with its final state_dict, the routes it drew and 4 routes of one
-fixed probe prompt; the test compares them with one process that records every group.
+and records its own half (group i goes to rank i % world_size), and calls step() every step, once per
+update rule of router.py (decision 2: per_region, pooled). Each rank writes OUT_DIR/rank{r}.pt
+with, per rule, its final state_dict, the routes it drew and 4 routes of one fixed probe prompt;
+the test compares them with one process that records every group.
 
 Decisions:
 1. Rewards lie on a grid of 1/16, so every sum is exact in float64 whatever the order of the
@@ -21,7 +22,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from router import REGIONS, TOPICS, LanguageRouter
+from router import REGIONS, TOPICS, UPDATES, LanguageRouter
 
 LANGUAGES = "ar de en es fr id it ja ko nl pl pt ru vi zh".split()
 STEPS, GROUPS, K = 12, 10, 8
@@ -61,10 +62,12 @@ if __name__ == "__main__":
     out_dir = sys.argv[1]
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    router = LanguageRouter(LANGUAGES, TOPICS, REGIONS[:12], **ROUTER_KW)
-    routes = run(router, rank, world)
-    probe = [router.route(*PROBE) for _ in range(4)]  # same inputs on both ranks: draws must differ
-    torch.save({"state": router.state_dict(), "routes": routes, "probe": probe},
-               os.path.join(out_dir, f"rank{rank}.pt"))
+    result = {}
+    for update in UPDATES:
+        router = LanguageRouter(LANGUAGES, TOPICS, REGIONS[:12], update=update, **ROUTER_KW)
+        routes = run(router, rank, world)
+        probe = [router.route(*PROBE) for _ in range(4)]  # same inputs on both ranks: draws must differ
+        result[update] = {"state": router.state_dict(), "routes": routes, "probe": probe}
+    torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
     dist.barrier()
     dist.destroy_process_group()

@@ -1,8 +1,10 @@
 """
-Tests of router.py (SPEC §1 steps 1, 6, 7; §5 routing ablations).
+Tests of router.py (paper §3.1, §3.3, Algorithms 1 and 2, Eqs. 1, 6, 7; the fixed routings of
+Table 2 and the router ablations of Table 4).
 
     python -m pytest -q tests/test_router.py
-    python tests/test_router.py        # prints the simulated-bandit comparison and a router table
+    python tests/test_router.py        # prints the simulated-bandit comparison, a router table and
+                                       # the per-region vs pooled update on a synthetic buffer
 
 Decisions:
 1. The simulated bandit: 6 topics, each with its own best language among 15 (Bernoulli reward
@@ -11,9 +13,13 @@ Decisions:
    same reward stream; "updates to convergence" is the first router update after which every
    topic's most probable language is its best one for the rest of the run.
 2. The EMA update is compared with a slow, obvious reference written with dicts, statistics.fmean
-   and statistics.pstdev on Python floats, and with hand-computed numbers.
-3. The distributed check runs tests/dist_router.py under torchrun with 2 ranks and compares both
-   ranks with one process in this test that records every group.
+   and statistics.pstdev on Python floats (per_region: a loop of n single EMA steps towards the
+   mean of A[t, l]'s n bucket targets, router.py decision 2), and with hand-computed numbers.
+   The same reference, with the n steps taken one by one in dict order as the authors' release
+   does, measures how much that order matters (printed by `python tests/test_router.py`).
+3. The distributed check runs tests/dist_router.py under torchrun with 2 ranks (one launch for
+   both update rules) and compares both ranks with one process in this test that records every
+   group, bit for bit.
 """
 import io
 import json
@@ -180,11 +186,12 @@ def test_schedules():
 
 
 # ---- the update (Eqs. 6, 7) ----
-def test_update_by_hand():
-    """Topic Chat, one update: en rewards [1, 0], fr [1], de [0, 0, 0]."""
+@pytest.mark.parametrize("update", ["per_region", "pooled"])
+def test_update_by_hand(update):
+    """Topic Chat, no region (both rules agree), one update: en rewards [1, 0], fr [1], de [0, 0, 0]."""
     recs = [(["en", "en", "fr"], [1.0, 0.0, 1.0]), (["de", "de", "de"], [0.0, 0.0, 0.0])]
     for norm in ("zscore", "none"):
-        router = LanguageRouter(LANGS, TOPICS, update_every=1, bucket_norm=norm)
+        router = LanguageRouter(LANGS, TOPICS, update_every=1, bucket_norm=norm, update=update)
         for langs, rewards in recs:
             router.record("Chat", [], langs, rewards)
         assert router.step() is True
@@ -196,27 +203,69 @@ def test_update_by_hand():
             assert math.isclose(row[l], want.get(l, 0.0), abs_tol=1e-15), (norm, l, row[l])
 
 
-def reference_update(A, B, records, alpha, norm):
-    """Slow Eq. 6 + 7: A, B dicts {row: {lang: logit}}; records [(topic, regions, lang, r)]."""
+def test_per_region_update_by_hand():
+    """Regional Knowledge, one update: Japan ja [1] en [0]; China ja [1] en [0]; ["Japan", "China"]
+    ja [1] en [1]; no region ko [1] de [0]. Per region, A moves once per (t, g) bucket (Eq. 7)."""
+    router = LanguageRouter(LANGS, TOPICS, update_every=1)
+    pooled = LanguageRouter(LANGS, TOPICS, update_every=1, update="pooled")
+    for r in (router, pooled):
+        r.record(REGIONAL, ["Japan"], ["ja", "en"], [1.0, 0.0])
+        r.record(REGIONAL, ["China"], ["ja", "en"], [1.0, 0.0])
+        r.record(REGIONAL, ["Japan", "China"], ["ja", "en"], [1.0, 1.0])
+        r.record(REGIONAL, [], ["ko", "de"], [1.0, 0.0])
+        assert r.step()
+    z = 0.25 / (0.25 + 1e-6)  # Japan and China: ja 1, en 0.5 -> z = +-0.25 / std 0.25; no region: ko, de +-1
+    a, rk = {l: i for i, l in enumerate(LANGS)}, TOPICS.index(REGIONAL)
+    # ja, en: two region buckets -> 2 steps towards z; ko, de: one step from the no-region bucket
+    want = {"ja": (1 - 0.9 ** 2) * z, "en": -(1 - 0.9 ** 2) * z, "ko": 0.1 * 0.5 / (0.5 + 1e-6),
+            "de": -0.1 * 0.5 / (0.5 + 1e-6)}
+    for l in LANGS:
+        assert math.isclose(router.A[rk, a[l]], want.get(l, 0.0), rel_tol=1e-12, abs_tol=1e-15), l
+    # pooled: ja [1, 1, 1] en [0, 0, 1] ko [1] de [0] in one bucket, one step
+    m = {"ja": 1.0, "en": 1 / 3, "ko": 1.0, "de": 0.0}
+    mu, sd = statistics.fmean(m.values()), statistics.pstdev(m.values())
+    for l in LANGS:
+        w = 0.1 * (m[l] - mu) / (sd + 1e-6) if l in m else 0.0
+        assert math.isclose(pooled.A[rk, a[l]], w, rel_tol=1e-12, abs_tol=1e-15), l
+    # B is the same under both rules: one step per region from its (Regional Knowledge, g) bucket
+    assert torch.equal(router.B, pooled.B) and router.regions == pooled.regions == ["China", "Japan"]
+    assert math.isclose(router.B[0, a["ja"]], 0.1 * z) and math.isclose(router.B[1, a["en"]], -0.1 * z)
+
+
+def reference_update(A, B, records, alpha, norm, update="per_region"):
+    """Slow Eqs. 6 + 7: A, B dicts {row: {lang: logit}}; records [(topic, regions, lang, r)].
+    per_region: A[t][l] takes n single EMA steps towards the mean of its n (t, g) bucket targets;
+    release: the same n steps towards each target in turn, in dict order; pooled: one bucket per topic."""
     buckets = defaultdict(lambda: defaultdict(list))
     for topic, regions, lang, r in records:
-        buckets[("A", topic)][lang].append(r)
-        for g in dict.fromkeys(regions) if topic == REGIONAL else ():
-            buckets[("B", g)][lang].append(r)
-    for (kind, row), per_lang in buckets.items():
+        regions = list(dict.fromkeys(regions))
+        if update == "pooled":
+            keys = [(topic, None)] + [(topic, g) for g in regions if topic == REGIONAL]
+        else:
+            keys = [(topic, g) for g in regions] or [(topic, None)]
+        for key in keys:
+            buckets[key][lang].append(r)
+    targets = defaultdict(list)  # (topic, lang) -> the targets of A[topic][lang], in bucket order
+    for (topic, g), per_lang in buckets.items():
         means = {l: statistics.fmean(rs) for l, rs in per_lang.items()}
         if norm == "zscore":
             mu, sd = statistics.fmean(means.values()), statistics.pstdev(means.values())
             means = {l: (m - mu) / (sd + 1e-6) for l, m in means.items()}
-        table = A if kind == "A" else B
         for l, m in means.items():
-            table[row][l] = (1 - alpha) * table[row][l] + alpha * m
+            if g is None or update != "pooled":
+                targets[(topic, l)].append(m)
+            if topic == REGIONAL and g is not None:
+                B[g][l] = (1 - alpha) * B[g][l] + alpha * m
+    for (topic, l), xs in targets.items():
+        for x in xs if update == "release" else [statistics.fmean(xs)] * len(xs):
+            A[topic][l] = (1 - alpha) * A[topic][l] + alpha * x
 
 
+@pytest.mark.parametrize("update", ["per_region", "pooled"])
 @pytest.mark.parametrize("norm", ["zscore", "none"])
-def test_update_matches_slow_reference(norm):
+def test_update_matches_slow_reference(norm, update):
     g = torch.Generator().manual_seed(5)
-    router = LanguageRouter(LANGS, TOPICS, update_every=3, alpha=0.3, bucket_norm=norm)
+    router = LanguageRouter(LANGS, TOPICS, update_every=3, alpha=0.3, bucket_norm=norm, update=update)
     A = defaultdict(lambda: defaultdict(float))
     B = defaultdict(lambda: defaultdict(float))
     pending = []
@@ -229,11 +278,11 @@ def test_update_matches_slow_reference(norm):
             router.record(topic, regions, langs, rewards)
             pending += [(topic, regions, l, r) for l, r in zip(langs, rewards)]
         if router.step():
-            reference_update(A, B, pending, 0.3, norm)
+            reference_update(A, B, pending, 0.3, norm, update)
             pending = []
     for t, topic in enumerate(TOPICS):
         for i, l in enumerate(LANGS):
-            assert math.isclose(router.A[t, i], A[topic][l], rel_tol=1e-12, abs_tol=1e-12)
+            assert math.isclose(router.A[t, i], A[topic][l], rel_tol=1e-12, abs_tol=1e-12), (topic, l)
     assert set(router.regions) == set(B) == {"Japan", "Mars"}
     for gi, region in enumerate(router.regions):
         for i, l in enumerate(LANGS):
@@ -272,6 +321,11 @@ def test_state_dict_round_trip_routes_identically():
         a.state_dict()
     with pytest.raises(ValueError, match="languages"):
         LanguageRouter(LANGS[:-1], TOPICS).load_state_dict(b.state_dict())
+    with pytest.raises(ValueError, match="update 'per_region' differ.* 'pooled'"):
+        LanguageRouter(LANGS, TOPICS, update="pooled").load_state_dict(b.state_dict())
+    old = {k: v for k, v in b.state_dict().items() if k != "buf"}
+    with pytest.raises(ValueError, match="older router"):
+        LanguageRouter(LANGS, TOPICS).load_state_dict(old)
 
 
 def test_snapshot_table_and_log(tmp_path):
@@ -319,6 +373,7 @@ def test_bad_input_raises():
         (lambda: LanguageRouter(LANGS, TOPICS, mode="english-only"), "not one of"),
         (lambda: LanguageRouter(["de", "fr"], TOPICS, mode="input"), "'en'"),
         (lambda: LanguageRouter(LANGS, TOPICS, bucket_norm="minmax"), "bucket_norm"),
+        (lambda: LanguageRouter(LANGS, TOPICS, update="sequential"), "update 'sequential' is not one of"),
         (lambda: LanguageRouter(LANGS, TOPICS, priors={"Sport": {"en": 1}}), "neither a topic"),
         (lambda: LanguageRouter(LANGS, TOPICS, priors={"Chat": {"xx": 1}}), "unknown language"),
         (lambda: LanguageRouter(LANGS, TOPICS, priors={"Chat": {"en": -1}}), ">= 0"),
@@ -338,11 +393,15 @@ def test_priors_set_log_weights():
 
 
 # ---- distributed (decision 3) ----
-def test_two_ranks_match_one_process(torchrun, tmp_path):
-    torchrun("tests/dist_router.py", str(tmp_path), timeout=120)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+@pytest.mark.parametrize("update", ["per_region", "pooled"])
+def test_two_ranks_match_one_process(torchrun, tmp_path_factory, update):
+    out = tmp_path_factory.getbasetemp() / "dist_router"
+    if not out.exists():  # one torchrun launch runs both update rules
+        out.mkdir()
+        torchrun("tests/dist_router.py", str(out), timeout=120)
+    ranks = [torch.load(out / f"rank{r}.pt")[update] for r in range(2)]
     # One process records every group and routes the even ones, as rank 0 did.
-    one = LanguageRouter(dist_router.LANGUAGES, TOPICS, REGIONS[:12], **dist_router.ROUTER_KW)
+    one = LanguageRouter(dist_router.LANGUAGES, TOPICS, REGIONS[:12], update=update, **dist_router.ROUTER_KW)
     routes0 = []
     for step in range(dist_router.STEPS):
         for i, (topic, regions, lang, langs, rewards) in enumerate(dist_router.make_groups(step)):
@@ -353,14 +412,66 @@ def test_two_ranks_match_one_process(torchrun, tmp_path):
     want = one.state_dict()
     assert "Atlantis" in want["regions"] and "Mars" in want["regions"]
     for got in ranks:
-        assert got["state"]["regions"] == want["regions"]
-        for key in ("A", "B", "buf_A", "buf_B", "region_seen"):
+        assert got["state"]["regions"] == want["regions"] and got["state"]["update"] == update
+        for key in ("A", "B", "buf", "region_seen"):
             assert torch.equal(got["state"][key], want[key]), key
     assert want["A"].abs().sum() > 0 and want["B"].abs().sum() > 0
     # draws are seeded from (seed, rank, step, call): rank 0 is reproduced, rank 1 draws otherwise
     assert routes0 == ranks[0]["routes"]
     probe = [one.route(*dist_router.PROBE) for _ in range(4)]
     assert probe == ranks[0]["probe"] and probe != ranks[1]["probe"]
+
+
+def regional_buffer(seed: int, groups: int = 160, K: int = 8) -> list[tuple]:
+    """The groups of one router update (32 prompts x 5 steps), languages drawn uniformly: half are
+    Regional Knowledge over 1-2 of the 24 regions, each region with its own best language (+0.3);
+    the other topics have no region and en as best language. [(topic, regions, langs, rewards)]"""
+    g = torch.Generator().manual_seed(seed)
+    best = torch.randint(len(LANGS), (len(REGIONS),), generator=torch.Generator().manual_seed(99)).tolist()
+    out = []
+    for _ in range(groups):
+        regional = bool(torch.rand(1, generator=g) < 0.5)
+        topic = REGIONAL if regional else TOPICS[1 + int(torch.randint(len(TOPICS) - 1, (1,), generator=g))]
+        picks = torch.randperm(len(REGIONS), generator=g)[:1 + int(torch.randint(2, (1,), generator=g))].tolist()
+        regions = [REGIONS[j] for j in picks] if regional else []
+        good = {LANGS[best[j]] for j in picks} if regional else {"en"}
+        langs = [LANGS[j] for j in torch.randint(len(LANGS), (K,), generator=g).tolist()]
+        noise = 0.15 * torch.randn(K, generator=g, dtype=torch.float64)
+        out.append((topic, regions, langs, [min(1.0, max(0.0, 0.5 + 0.3 * (l in good) + float(e)))
+                                            for l, e in zip(langs, noise)]))
+    return out
+
+
+def compare_updates(updates: int = 5, orders: int = 10) -> None:
+    """Print max |A[Regional Knowledge]| after each update under both rules of router.py, and how
+    much the release's sequential rule depends on the order of the buckets (shuffled arrivals)."""
+    bufs, rk = [regional_buffer(s) for s in range(updates)], TOPICS.index(REGIONAL)
+    free = []  # A[Regional Knowledge] after each update, order-free per_region rule
+    for update in ("pooled", "per_region"):
+        router, maxes = LanguageRouter(LANGS, TOPICS, REGIONS, update=update, update_every=1), []
+        for groups in bufs:
+            for group in groups:
+                router.record(*group)
+            router.step()
+            maxes.append(f"{float(router.A[rk].abs().max()):.3f}")
+            free += [router.A[rk].clone()] if update == "per_region" else []
+        print(f"{update:10s} max |A[{REGIONAL}]| after 1..{updates} updates: {' '.join(maxes)}")
+    seq = torch.zeros(orders, updates, len(LANGS), dtype=torch.float64)  # the release's rule per order
+    for o in range(orders):
+        A, B = defaultdict(lambda: defaultdict(float)), defaultdict(lambda: defaultdict(float))
+        for u, groups in enumerate(bufs):
+            shuffled = [groups[i] for i in torch.randperm(len(groups), generator=torch.Generator().manual_seed(o))]
+            rollouts = [(t, g, l, r) for t, g, ls, rs in shuffled for l, r in zip(ls, rs)]
+            reference_update(A, B, rollouts, 0.1, "zscore", "release")
+            seq[o, u] = torch.tensor([A[REGIONAL][l] for l in LANGS], dtype=torch.float64)
+    peak, lo, hi = seq.abs().amax(2), seq.min(0).values, seq.max(0).values  # (orders, updates), (updates, n_langs)
+    print(f"release    max |A[{REGIONAL}]| over {orders} arrival orders: "
+          + " ".join(f"{a:.3f}-{b:.3f}" for a, b in zip(peak.min(0).values.tolist(), peak.max(0).values.tolist())))
+    print("  largest change of one entry between two orders, per update: "
+          + " ".join(f"{d:.3f}" for d in (hi - lo).amax(1).tolist()))
+    free = torch.stack(free)
+    outside = ((free - hi).clamp(min=0) + (lo - free).clamp(min=0)).max()
+    print(f"  per_region (order-free) outside the range of those orders by at most {float(outside):.3f}")
 
 
 if __name__ == "__main__":
@@ -372,3 +483,4 @@ if __name__ == "__main__":
             _, best = make_bandit()
             print("best language per topic:", {t: LANGS[int(b)] for t, b in zip(SIM_TOPICS, best)})
             print(router.table())
+    compare_updates()
