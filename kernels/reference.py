@@ -14,13 +14,14 @@ Decisions:
    reference), bf16/fp16 are upcast once to fp32 (what eager training code does).
 3. Masked positions return exactly 0 for loss and log-prob, through torch.where, so they get zero
    gradient; their targets may be any integer (e.g. -100 padding) and are never read.
+4. Same defaults as the kernel, beta = 0.001 included (kernels/grpo_loss.py decision 7).
 """
 import torch
 
 
 def group_advantages_reference(rewards: torch.Tensor, group_size: int, scale: str = "group",
                                eps: float = 1e-6) -> torch.Tensor:
-    """SPEC §1.4, one group at a time. rewards: (B,) -> A: (B,) in rewards' dtype.
+    """Group advantages (paper §3.2), one group at a time. rewards: (B,) -> A: (B,), rewards' dtype.
 
     A = (r - mean) / (std_unbiased + eps) for scale="group", r - mean for scale="none";
     exactly 0 for a group whose rewards are all equal (which includes every group of one).
@@ -40,10 +41,10 @@ def group_advantages_reference(rewards: torch.Tensor, group_size: int, scale: st
 def grpo_loss_reference(logits: torch.Tensor, targets: torch.Tensor, rewards: torch.Tensor,
                         mask: torch.Tensor, group_size: int, old_logp: torch.Tensor | None = None,
                         ref_logp: torch.Tensor | None = None, clip_low: float = 0.2,
-                        clip_high: float = 0.2, beta: float = 0.0, temperature: float = 1.0,
+                        clip_high: float = 0.2, beta: float = 0.001, temperature: float = 1.0,
                         scale: str = "group", eps: float = 1e-6
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-token GRPO loss (SPEC §1.5) with group advantages computed from the rewards.
+    """Per-token GRPO loss (Algorithm 2, line 8) with group advantages computed from the rewards.
 
     logits (B, T, V), targets (B, T) int, rewards (B,), mask (B, T), old_logp/ref_logp (B, T) or None
       -> token_loss (B, T), logp (B, T), A (B,)   [all in the compute dtype, see decision 2]

@@ -8,14 +8,17 @@ any import). Shapes are odd on purpose (B = 6 in groups of 3, T = 7, V = 1000 an
 not a multiple of any block). Forward values and gradients are compared with one shared random
 upstream gradient for the loss and one for the log-probs. With a GPU and TRITON_INTERPRET=0
 (`TRITON_INTERPRET=0 python -m pytest -q tests/test_kernel.py`) the same tests run the compiled
-kernel on CUDA, plus one at the full Qwen vocabulary.
+kernel on CUDA, plus one at the full Qwen vocabulary. Without triton (it is Linux only) the whole
+module skips; tests/test_no_triton.py checks that everything else works then.
 """
+import inspect
 import os
 
 import pytest
 import torch
 
-from kernels import fused_grpo_loss, grpo_loss_reference
+pytest.importorskip("triton", reason="the fused kernel needs triton (Linux only, requirements.txt)")
+from kernels import fused_grpo_loss, grpo_loss_reference  # noqa: E402
 
 B, K, T = 6, 3, 7                                   # 2 prompts x K = 3 rollouts, 7 tokens each
 TOL = {torch.float32: dict(rtol=2e-5, atol=1e-6), torch.bfloat16: dict(rtol=1e-2, atol=1e-5)}
@@ -105,8 +108,8 @@ def test_matches_fp64_reference(name):
 
 
 def test_on_policy_oracle():
-    """old_logp=None: ratio is 1, so token loss = -A exactly (beta = 0), yet the gradient is the
-    one of passing old_logp = logp.detach() explicitly, and not zero."""
+    """old_logp=None: ratio is 1, so token loss = -A exactly (no ref_logp: no KL), yet the gradient
+    is the one of passing old_logp = logp.detach() explicitly, and not zero."""
     logits, targets, mask, rewards, _, _ = make_batch(1000, torch.float32)
     x1 = logits.clone().requires_grad_()
     loss, logp, A = fused_grpo_loss(x1, targets, rewards, mask, K)
@@ -168,6 +171,16 @@ def test_token_mean_matches_grpo_py():
     loss.backward()
     torch.testing.assert_close(token_loss.sum() / mask.sum(), loss, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(x.grad, y.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_one_default_per_knob_across_the_loss_paths():
+    """Kernel, reference and grpo.py share clip and beta defaults (beta = 0.001, the release's)."""
+    import grpo
+    paths = (fused_grpo_loss, grpo_loss_reference, grpo.grpo_loss)
+    for name in ("clip_low", "clip_high", "beta"):
+        defaults = {f.__name__: inspect.signature(f).parameters[name].default for f in paths}
+        assert len(set(defaults.values())) == 1, f"{name} defaults differ: {defaults}"
+    assert inspect.signature(fused_grpo_loss).parameters["beta"].default == 0.001
 
 
 def test_bad_input_fails_loudly(monkeypatch):
