@@ -10,8 +10,6 @@ The LRPO language router: a contextual bandit that picks the language of every r
         log.write(json.dumps(router.snapshot()) + "\n")     # one line per router update
     print(router.table())
 
-    python router.py plot router.jsonl --out router.png     # heatmaps over router updates
-
 The file depends on torch only; the caller passes the languages (15 ISO codes in LRPO).
 
 Decisions:
@@ -57,11 +55,8 @@ Decisions:
 10. A, B and the buffer are float64: the all-reduced sums stay exact for rewards on a dyadic
     grid, and tiny EMA steps are not lost late in training.
 """
-import argparse
 import hashlib
-import json
 import math
-import sys
 
 import torch
 import torch.distributed as dist
@@ -382,64 +377,3 @@ class LanguageRouter:
             else:
                 self.B[self._gi[key]] = row
                 self._region_seen[self._gi[key]] = True
-
-
-# ---- python router.py plot ROUTER_LOG.jsonl --out router.png ----
-def read_log(path: str) -> list[dict]:
-    """The snapshots of a router.jsonl log, one per update; errors name the file and line."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            for key in ("step", "topics", "regions"):
-                if not isinstance(obj, dict) or key not in obj:
-                    raise ValueError(f"{path}:{lineno}: field {key!r} is missing (expected a router snapshot)")
-            rows.append(obj)
-    if not rows:
-        raise ValueError(f"{path}: no router snapshots")
-    return rows
-
-
-def plot(path: str, out: str) -> None:
-    """One heatmap (language x router update) per topic and per region seen."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        sys.exit("router.py plot needs matplotlib, an optional dependency: pip install matplotlib")
-    rows = read_log(path)
-    panels = [(kind, name) for kind in ("topics", "regions")
-              for name in dict.fromkeys(n for r in rows for n in r[kind])]
-    langs = list(next(iter(rows[0]["topics"].values())))
-    ncols = 3
-    nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.6 * nrows), squeeze=False, layout="constrained")
-    vmax = max(p for r in rows for kind in ("topics", "regions") for d in r[kind].values() for p in d.values())
-    for ax, (kind, name) in zip(axes.flat, panels):
-        grid = [[r[kind][name][l] if name in r[kind] else float("nan") for r in rows] for l in langs]
-        im = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=vmax,
-                       extent=(rows[0]["step"] - 0.5, rows[-1]["step"] + 0.5, len(langs) - 0.5, -0.5))
-        ax.set_title(("region: " if kind == "regions" else "") + name, fontsize=10)
-        ax.set_yticks(range(len(langs)), langs, fontsize=7)
-        ax.set_xlabel("training step", fontsize=8)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.axis("off")
-    fig.colorbar(im, ax=axes, shrink=0.6, label="routing probability softmax(z / tau)")
-    fig.savefig(out, dpi=110)
-    print(f"wrote {out}: {len(panels)} heatmaps over {len(rows)} router updates")
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="LRPO language router tools.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("plot", help="heatmaps of routing probabilities from a router.jsonl log")
-    p.add_argument("log", help="router log: one LanguageRouter.snapshot() JSON object per line")
-    p.add_argument("--out", default="router.png", help="output image (PNG)")
-    args = parser.parse_args()
-    plot(args.log, args.out)

@@ -26,7 +26,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 from collections import defaultdict
 
@@ -36,7 +35,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]  # the repo root (router.py) and tests/ (dist_router.py)
 import dist_router  # noqa: E402
-from router import REGIONAL, REGIONS, TOPICS, LanguageRouter, read_log  # noqa: E402
+from router import REGIONAL, REGIONS, TOPICS, LanguageRouter  # noqa: E402
 
 LANGS = "ar de en es fr id it ja ko nl pl pt ru vi zh".split()
 SIM_TOPICS = [f"topic{i}" for i in range(6)]
@@ -328,32 +327,17 @@ def test_state_dict_round_trip_routes_identically():
         LanguageRouter(LANGS, TOPICS).load_state_dict(old)
 
 
-def test_snapshot_table_and_log(tmp_path):
+def test_snapshot_and_table():
     router = LanguageRouter(LANGS, TOPICS, REGIONS, update_every=1)
-    log = tmp_path / "router.jsonl"
-    with open(log, "w") as f:
-        for _ in range(3):
-            router.record(REGIONAL, ["China"], ["zh", "en"], [1.0, 0.0])
-            assert router.step()
-            f.write(json.dumps(router.snapshot()) + "\n")
-    rows = read_log(str(log))
-    assert [r["step"] for r in rows] == [1, 2, 3] and list(rows[-1]["regions"]) == ["China"]
-    assert all(math.isclose(sum(p.values()), 1, abs_tol=1e-4) for p in rows[-1]["topics"].values())
-    assert rows[-1]["regions"]["China"]["zh"] > rows[-1]["topics"][REGIONAL]["zh"] > 1 / 15
+    for _ in range(3):
+        router.record(REGIONAL, ["China"], ["zh", "en"], [1.0, 0.0])
+        assert router.step()
+    snap = json.loads(json.dumps(router.snapshot()))              # one router.jsonl line
+    assert snap["step"] == 3 and list(snap["regions"]) == ["China"]
+    assert all(math.isclose(sum(p.values()), 1, abs_tol=1e-4) for p in snap["topics"].values())
+    assert snap["regions"]["China"]["zh"] > snap["topics"][REGIONAL]["zh"] > 1 / 15
     text = router.table()
     assert all(t in text for t in TOPICS) and "region China" in text and " zh" in text
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps(router.snapshot()) + "\n{\"step\": 4}\n")
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: field 'topics'"):
-        read_log(str(bad))
-    proc = subprocess.run([sys.executable, "router.py", "plot", str(log), "--out", str(tmp_path / "r.png")],
-                          cwd=os.path.dirname(HERE),
-                          capture_output=True, text=True, timeout=120)
-    try:
-        import matplotlib  # noqa: F401
-        assert proc.returncode == 0 and (tmp_path / "r.png").stat().st_size > 1000, proc.stderr
-    except ImportError:
-        assert proc.returncode != 0 and "pip install matplotlib" in proc.stderr, proc.stderr
 
 
 # ---- bad input ----
