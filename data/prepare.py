@@ -1,11 +1,16 @@
 """
-Build the paper's training set (HelpSteer3 + CARE, SPEC §4) in our record format.
+Build the paper's training set (HelpSteer3 + CARE, paper §4) in our record format.
 
     python data/prepare.py --from_dir exports/ --out_dir data/full --label_model Qwen/Qwen2.5-7B-Instruct
     python data/prepare.py --out_dir data/full --label_model PATH   # from the Hub, needs `datasets`
 
 Writes OUT/train.jsonl and OUT/val.jsonl (records of data/records.py), OUT/review.jsonl when some
 rows need a person, and prints a language x topic table and every dropped row counted by reason.
+The warm-start SFT set (paper §5.4, Table 5: Aya prompts answered by a teacher model in two
+target languages, disjoint from these files) is built next, by data/prepare_sft.py:
+
+    python data/prepare_sft.py --from_dir exports --exclude data/full/train.jsonl data/full/val.jsonl \
+        --teacher PATH --out data/full/sft.jsonl
 
 Decisions:
 1. HelpSteer3 (preference config): question = the last user turn of `context`; reference = the
@@ -25,13 +30,17 @@ Decisions:
 4. The same question twice in one language is kept once (counted): HelpSteer3 has several
    response pairs per prompt, CARE several responses per question.
 5. Local exports are read by file name: helpsteer3*.{jsonl,json,parquet} and
-   care*.{jsonl,json,parquet} under --from_dir. Parquet needs pyarrow (optional, checked).
+   care*.{jsonl,json,parquet} under --from_dir. A .json file is a JSON list of objects or, when
+   it does not start with "[", JSON Lines (what `datasets.Dataset.to_json` writes by default):
+   told apart by content, not by name. A byte order mark is accepted. Parquet needs pyarrow
+   (optional, checked).
 6. Split 90/10 stratified by language with a fixed seed (paper: seed 42): items of each language
    are sorted by id and shuffled with one seeded generator, so the split does not depend on the
    order of the input files. Every language with 2+ items has at least one validation item.
-7. Bad input (missing field, wrong type, broken JSON) stops the run with file:line and field;
-   only rows that are valid but unusable for training are dropped, and each is counted. When no
-   row is left, the review file and the drop table are still written before the run stops.
+7. Bad input (missing field, wrong type, broken JSON, a byte that is not UTF-8) stops the run
+   with file:line and field; only rows that are valid but unusable for training are dropped, and
+   each is counted. When no row is left, the review file and the drop table are still written
+   before the run stops.
 """
 import argparse
 import glob
@@ -47,11 +56,11 @@ if __package__ in (None, ""):  # run as `python data/prepare.py`: make the repo 
 
 from data import eval_sets  # noqa: E402
 from data.labels import label_items, normalise_region  # noqa: E402
-from data.records import RecordError, load_train, read_jsonl  # noqa: E402
+from data.records import RecordError, load_train, read_jsonl, read_text  # noqa: E402
 from reward import LANGUAGES, detect_language  # noqa: E402
 from router import REGIONS, TOPICS  # noqa: E402
 
-TRAIN_EXCLUDED = ("en",)  # English is a routing target only (SPEC §4)
+TRAIN_EXCLUDED = ("en",)  # English is a routing target only (decision 1)
 
 
 def normalise_lang(value: str, languages=LANGUAGES) -> str | None:
@@ -183,13 +192,18 @@ def care_items(rows, stem: str, drops: Counter) -> list[dict]:
 
 
 def read_rows(path: str) -> list[tuple[str, dict]]:
-    """[(file:line, row)] of a .jsonl, .json (a list of objects) or .parquet file."""
+    """[(file:line, row)] of a .jsonl, .json or .parquet file (decision 5)."""
     if path.endswith(".jsonl"):
         return [(f"{path}:{n}", row) for n, row in read_jsonl(path)]
     if path.endswith(".json"):
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        text = read_text(path)
+        if not text.lstrip().startswith("["):  # `Dataset.to_json` writes JSON Lines by default
+            return [(f"{path}:{n}", row) for n, row in read_jsonl(path)]
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise RecordError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        if not all(isinstance(r, dict) for r in data):
             raise RecordError(f"{path}: expected a JSON list of objects")
         return [(f"{path}:item {n}", row) for n, row in enumerate(data, 1)]
     try:

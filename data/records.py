@@ -1,29 +1,68 @@
 """
-Reading and validating the project's JSON Lines records (SPEC §4).
+Reading and validating the project's JSON Lines records (paper §4 data, §5.4 warm start).
 
-    from data.records import read_jsonl, load_train
+    from data.records import read_jsonl, load_train, load_sft
     items = load_train("data/sample/train.jsonl", languages=LANGUAGES, topics=TOPICS)
+    pairs = load_sft("data/sample/sft.jsonl", languages=LANGUAGES)
 
 Decisions:
 1. Every error names the file, the 1-based line and the field at fault, and is raised before any
    model is loaded: a typo on line 4,000 must not cost a GPU hour.
 2. Blank lines are allowed and skipped (editors add them); everything else must parse.
-3. Training record: {"id": str, "question": str, "reference": str, "lang": code,
+3. Files are UTF-8. A byte order mark at the start of the file is accepted (Windows editors write
+   one); a byte that is not UTF-8 is an error naming the file and line, never a bare
+   UnicodeDecodeError.
+4. Training record: {"id": str, "question": str, "reference": str, "lang": code,
    "topic": one of the topics, "region": list of str (may be empty)}. Regions are free text:
-   the router adds unknown ones lazily (SPEC §4), so they are checked for type only.
+   the router adds unknown ones lazily (a new region starts as a zero row of B), so they are
+   checked for type only.
+5. Warm-start (SFT) record, paper §5.4: {"id": str, "question": str, "lang": code, "answer": str},
+   `lang` being the language of the answer, i.e. the target language the tag asks for (any of
+   the router's languages, English included; the question may be in any language). One prompt is
+   answered in two target languages, so two lines share an id and question; a repeated
+   (id, lang) pair, or an id whose lines disagree on the question, is an error.
+6. Questions compare by `question_key` (case-folded, whitespace collapsed): the warm-start set
+   must share no question with the RL training data (paper §5.4: "disjoint from our training
+   data"), and data/prepare_sft.py and the tests use this one definition.
 """
 import json
 from typing import Iterator
+
+BOM = "\ufeff"
 
 
 class RecordError(ValueError):
     """A bad record: the message names the file, line and field."""
 
 
+def _decode(path: str, lineno: int, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(f"{path}:{lineno}: not UTF-8 ({e.reason}: byte 0x{raw[e.start]:02x} "
+                          f"at column {e.start + 1})") from None
+
+
+def read_text(path: str) -> str:
+    """The whole file as text, without a leading BOM; RecordError naming the line of a bad byte."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        for lineno, raw in enumerate(data.split(b"\n"), 1):
+            _decode(path, lineno, raw)
+        raise
+    return text[1:] if text.startswith(BOM) else text
+
+
 def read_jsonl(path: str) -> Iterator[tuple[int, dict]]:
     """Yield (line_number, object) for every non-blank line; raise RecordError on bad JSON."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = _decode(path, lineno, raw)
+            if lineno == 1 and line.startswith(BOM):
+                line = line[1:]
             if not line.strip():
                 continue
             try:
@@ -33,6 +72,11 @@ def read_jsonl(path: str) -> Iterator[tuple[int, dict]]:
             if not isinstance(obj, dict):
                 raise RecordError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj
+
+
+def question_key(text: str) -> str:
+    """The form in which two questions are the same question (decision 6)."""
+    return " ".join(text.casefold().split())
 
 
 def _field(path, lineno, obj, name, kind=str, nonempty=True):
@@ -47,14 +91,19 @@ def _field(path, lineno, obj, name, kind=str, nonempty=True):
     return value
 
 
+def _lang(path, lineno, obj, languages) -> str:
+    lang = _field(path, lineno, obj, "lang")
+    if lang not in languages:
+        raise RecordError(f"{path}:{lineno}: field 'lang' is {lang!r}, not one of {sorted(languages)}")
+    return lang
+
+
 def validate_train(path: str, lineno: int, obj: dict, languages, topics) -> dict:
     """Check one training record; return it with `region` normalised to a list."""
     _field(path, lineno, obj, "id")
     _field(path, lineno, obj, "question")
     _field(path, lineno, obj, "reference")
-    lang = _field(path, lineno, obj, "lang")
-    if lang not in languages:
-        raise RecordError(f"{path}:{lineno}: field 'lang' is {lang!r}, not one of {sorted(languages)}")
+    _lang(path, lineno, obj, languages)
     topic = _field(path, lineno, obj, "topic")
     if topic not in topics:
         raise RecordError(f"{path}:{lineno}: field 'topic' is {topic!r}, not one of {list(topics)}")
@@ -78,3 +127,31 @@ def load_train(path: str, languages, topics) -> list[dict]:
     if not items:
         raise RecordError(f"{path}: no records")
     return items
+
+
+def validate_sft(path: str, lineno: int, obj: dict, languages) -> dict:
+    """Check one warm-start record (decision 5); return its four fields."""
+    for name in ("id", "question", "answer"):
+        _field(path, lineno, obj, name)
+    _lang(path, lineno, obj, languages)
+    return {k: obj[k] for k in ("id", "question", "lang", "answer")}
+
+
+def load_sft(path: str, languages) -> list[dict]:
+    """All warm-start records of `path`, validated (decision 5); an empty file is an error."""
+    pairs, seen, question_of = [], {}, {}
+    for lineno, obj in read_jsonl(path):
+        pair = validate_sft(path, lineno, obj, languages)
+        key = (pair["id"], pair["lang"])
+        if key in seen:
+            raise RecordError(f"{path}:{lineno}: field 'lang' {pair['lang']!r} repeats id "
+                              f"{pair['id']!r} of line {seen[key]}")
+        first = question_of.setdefault(pair["id"], (lineno, pair["question"]))
+        if question_key(first[1]) != question_key(pair["question"]):
+            raise RecordError(f"{path}:{lineno}: field 'question' differs from line {first[0]} "
+                              f"of the same id {pair['id']!r}")
+        seen[key] = lineno
+        pairs.append(pair)
+    if not pairs:
+        raise RecordError(f"{path}: no records")
+    return pairs

@@ -9,13 +9,14 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from data.records import RecordError, load_train, read_jsonl
+from data.records import RecordError, load_sft, load_train, question_key, read_jsonl
 from reward import LANGUAGES, detect_language
 from router import REGIONS, TOPICS
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "sample")
 TRAIN_LANGUAGES = [lang for lang in LANGUAGES if lang != "en"]  # English is a routing target only
 MIN_TRAIN_ITEMS = 300
+MIN_SFT_PROMPTS = 50
 
 
 def _exists(path):
@@ -74,6 +75,34 @@ def check_parallel(path: str) -> dict:
     return by_id
 
 
+def check_sft(path: str, train_path: str, min_prompts: int = MIN_SFT_PROMPTS) -> list[dict]:
+    """Warm-start schema; every answer in its target language; two targets per prompt; all 15
+    targets; questions in varied languages and disjoint from the training file (paper §5.4)."""
+    pairs = load_sft(path, LANGUAGES)
+    errors = []
+    for n, p in enumerate(pairs, 1):
+        found = detect_language(p["answer"])
+        if found != p["lang"]:
+            errors.append(f"{path}: record {n} ({p['id']}): answer detected as {found}, lang is {p['lang']}")
+    train = {question_key(it["question"]): it["id"] for it in load_train(train_path, LANGUAGES, TOPICS)}
+    errors += [f"{path}: record {n} ({p['id']}): question is training item {train[key]}"
+               for n, p in enumerate(pairs, 1) if (key := question_key(p["question"])) in train]
+    targets = defaultdict(list)
+    for p in pairs:
+        targets[p["id"]].append(p["lang"])
+    errors += [f"{path}: id {i!r} has {len(t)} target languages, 2 expected"
+               for i, t in targets.items() if len(t) != 2]
+    errors += [f"{path}: no answer in target language {lang}" for lang in LANGUAGES
+               if lang not in {p["lang"] for p in pairs}]
+    question_langs = {detect_language(p["question"]) for p in pairs}
+    if len(question_langs) < min(10, len(targets)):
+        errors.append(f"{path}: questions in only {len(question_langs)} languages: {sorted(question_langs)}")
+    if len(targets) < min_prompts:
+        errors.append(f"{path}: {len(targets)} prompts, at least {min_prompts} expected")
+    assert not errors, "\n".join(errors[:30])
+    return pairs
+
+
 def test_train_sample():
     items = check_train(_exists(os.path.join(SAMPLE, "train.jsonl")))
     assert {it["lang"] for it in items} == set(TRAIN_LANGUAGES)
@@ -82,6 +111,12 @@ def test_train_sample():
 def test_parallel_sample():
     by_id = check_parallel(_exists(os.path.join(SAMPLE, "parallel.jsonl")))
     assert len(by_id) >= 2  # calibration needs mismatched pairs, i.e. at least two items
+
+
+def test_sft_sample():
+    pairs = check_sft(_exists(os.path.join(SAMPLE, "sft.jsonl")), os.path.join(SAMPLE, "train.jsonl"))
+    counts = Counter(p["lang"] for p in pairs)
+    assert max(counts.values()) - min(counts.values()) <= 2, counts  # targets roughly even
 
 
 EVAL_FILES = sorted(glob.glob(os.path.join(SAMPLE, "eval", "*.json*")))
@@ -126,3 +161,19 @@ def test_checkers_catch_broken_files(tmp_path):
         check_parallel(_write(tmp_path / "par.jsonl", rows))
     with pytest.raises(RecordError, match="field 'text'"):
         check_parallel(_write(tmp_path / "par.jsonl", [{"id": "a", "lang": "de", "text": ""}]))
+
+
+def test_sft_checker_catches_broken_files(tmp_path):
+    train = os.path.join(SAMPLE, "train.jsonl")
+    fr = {"id": "p", "question": "Wie viele Beine hat eine Spinne?", "lang": "fr",
+          "answer": "Une araignée a huit pattes."}
+    ja = dict(fr, lang="ja", answer="クモには足が八本あります。")
+    in_train = "为什么晴天的时候天空看起来是蓝色的？"  # training item zh-007
+    for rows, message in (([dict(fr, answer="A spider has eight legs."), ja], "answer detected as en"),
+                          ([dict(fr, question=in_train), dict(ja, question=in_train)],
+                           "question is training item zh-007"),
+                          ([fr], "has 1 target languages"),
+                          ([fr, ja], "no answer in target language ar"),
+                          ([fr, dict(ja, lang="xx")], "field 'lang' is 'xx'")):
+        with pytest.raises((AssertionError, RecordError), match=message):
+            check_sft(_write(tmp_path / "sft.jsonl", rows), train, min_prompts=1)
