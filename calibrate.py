@@ -1,14 +1,18 @@
 """
-Cross-lingual calibration of similarity rewards (SPEC §3): an offline table, online calibration.
+Cross-lingual calibration of similarity rewards (paper §3.2, Eq. 2 and 3; §5.4; Appendix D):
+an offline table per unordered language pair, and the online calibration of raw similarities.
 
-Build the table once from a parallel corpus (rows sharing an id are translations of each other):
+Build a table from a parallel corpus (rows sharing an id are translations; an optional `alt` is
+a paraphrase of `text`, Decision 2), or convert the authors' release (Decision 9; shipped as
+data/calibration/mmbert-small-release.json):
 
     python calibrate.py --parallel data/sample/parallel.jsonl --encoder jhu-clsp/mmBERT-small --out calib.json
+    python calibrate.py --from_release data/calibration/mmbert-small-release.csv --out calib.json
 
-then, in the trainer (reward.compute_rewards does this; reward.py needs only the table object):
+then, in the trainer (reward.compute_rewards calls `calibrate`; reward.py needs only the object):
 
-    from calibrate import CalibrationTable
-    table = CalibrationTable.load("calib.json")
+    from calibrate import CalibrationTable, release_table
+    table = CalibrationTable.load("calib.json", mode="mean")   # or release_table(encoder_name)
     cal, missing = table.calibrate(sim, ref_langs, out_langs, "mean")       # (N,), (N,) bool
 
 Raw mmBERT cosines are compressed near 1 and shifted per language pair (0.925 ja-pt to 0.997
@@ -16,41 +20,51 @@ zh-zh in the release), so a rollout in one language cannot be compared with one 
 inside a GRPO group. Per unordered pair {l_i, l_j} the table stores what "equivalent" looks like.
 
 Decisions:
-1. Three kinds of pairs per unordered language pair, as in the paper: equivalent (the same item
-   in both languages; up to n_equiv=30 items), mismatched (n_mismatch=10 random other items per
-   reference), hard (the n_hard=2 most similar other items per reference, by the encoder).
-   References alternate sides (even ones in l_i, odd ones in l_j) so both directions in which
-   the table is used online are in the mixture.
-2. Same-language pairs (l, l) are in the table: most rollouts are in the reference's language.
-   A parallel corpus holds one text per (id, language), so the only equivalent of a reference
-   in its own language is itself and these equivalent scores are 1 (up to float rounding). The
-   release's 0.997 for zh-zh implies paraphrases there; same-language rollouts are therefore
-   shifted down slightly more here than in the release under mean calibration, and under quantile
-   calibration the self-scores fill the top ~8% of the (l, l) mixture, so a same-language rollout
-   that is not a verbatim copy maps to at most ~0.92 while a cross-language one can reach 1.
-   A parallel set with paraphrases (an id's text in language l written twice) would lift both
-   effects; the format does not carry them yet.
-3. Stored per pair: n, mean and std of the equivalent scores (and the scores themselves), the
-   means of the mismatched and hard scores, 101 empirical quantiles of the mixture of all three,
-   and an upper-bound anchor `ub` = the 95th percentile of the equivalent scores. Globally:
-   mu_ref = the n-weighted mean of the equivalent means.
+1. Three kinds of pairs per unordered language pair (§3.2, §5.4): equivalent (the same item in
+   both languages; n_equiv=30, "30 pairs sampled per language pair"), mismatched (n_mismatch=10
+   random other items per reference), hard (the n_hard=2 most similar other items per reference).
+   The paper's equivalents are Aya-expanse-32b translations of its references; here, whatever the
+   parallel file holds. References alternate sides (even in l_i, odd in l_j): both directions.
+2. No text is ever scored against itself. A self-pair scores exactly 1: as a same-language (l, l)
+   "equivalent" it shifts same-language rollouts down under Eq. 2 and, filling the top of the
+   mixture, caps them near 0.92 under Eq. 3. So (l, l) equivalents are (text, alt) of one item,
+   `alt` a paraphrase in l; mismatched and hard pairs are other items' texts, as for any pair. A
+   language with fewer than 2 items carrying an `alt` gets no (l, l) entry: listed in meta
+   `same_language_without_alt` and in the report; online such rows are missing (Decision 6).
+3. Per pair: n, mean, std of the equivalent scores (and the scores), the mismatched and hard
+   means, 101 quantiles of the mixture of all three, the upper-bound anchor `ub` = the 95th
+   percentile of the equivalent scores; mu_ref = the n-weighted mean of the equivalent means.
+   An entry with only n, mean, std (the release's) serves mean calibration only: quantile mode
+   (or `ub`) on it is an error, never a silent fallback; `require` / `load(path, mode)` check it.
 4. mean (Eq. 2): cal = s - lam * (mu_pair - mu_ref), clipped to [-1, 1]; with shrinkage k,
    lam is multiplied by n / (n + k), so a pair seen few times is corrected less.
 5. quantile (Eq. 3): u = Q_pair(s), the piecewise-linear empirical CDF through the stored
-   quantiles; monotone, 0 below the smallest and 1 at or above the largest. With `ub`, s and the
-   quantile points both become min(1, x / ub): every score at or above the anchor is 1.
+   quantiles; 0 below the smallest, 1 at or above the largest. With `ub` (the release's
+   upper-bound normalisation) s and the quantile points become min(1, x / ub): every score at or
+   above the pair's 95th equivalent percentile is 1.
 6. A pair missing from the table keeps the raw score and is counted, never silently.
-7. The table is JSON with every float written exactly (Python's shortest repr), so a save/load
-   round trip is bit-exact; lists of numbers or codes are kept on one line, for readability.
-8. Bad input fails with file:line and field; an id present in only one language is skipped and
-   counted; a language pair with fewer than 2 shared items cannot have a mismatched pair and is
-   left out of the table (listed in meta, so online rows fall back and are counted).
+7. JSON with every float exact (shortest repr): a save/load round trip is bit-exact; lists of
+   numbers or codes on one line. Written to a temporary file beside `path`, then os.replace:
+   `path` always holds a whole table, whenever the writer dies.
+8. Bad input fails early, naming the file (RecordError, a ValueError): a parallel record by
+   file:line:field (`alt`: null, or a non-empty string other than `text`); a parallel file where
+   no id has 2 languages; a table that is not JSON (truncated), has no pairs or a bad field. An
+   id in one language only is skipped and counted; a pair with fewer than 2 shared items (no
+   mismatched pair) is left out and listed in meta.
+9. The authors' release (Apache-2.0) publishes for mmBERT-small the mean and std of 30
+   equivalent pairs for 119 unordered pairs of the 15 languages, by language name (CSV); en-en
+   is absent, so missing here (Decision 6); mu_ref = 0.95635. `release_table` returns it for
+   "jhu-clsp/mmBERT-small", None for any other encoder.
 """
 import argparse
+import csv
 import json
+import math
+import os
 import random
 import re
 from dataclasses import dataclass, field
+from itertools import combinations_with_replacement
 
 import torch
 
@@ -58,6 +72,8 @@ from data.records import RecordError, read_jsonl
 
 MODES = ("mean", "quantile", "none")
 FORMAT = "lrpo-calibration/1"
+RELEASE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "calibration")
+RELEASE_TABLES = {"jhu-clsp/mmBERT-small": "mmbert-small-release.json"}       # Decision 9
 
 
 def pair_key(a: str, b: str) -> str:
@@ -65,12 +81,10 @@ def pair_key(a: str, b: str) -> str:
     return "-".join(sorted((a, b)))
 
 
-# ---------------------------------------------------------------------------------------------
-# Offline: parallel records -> table
-# ---------------------------------------------------------------------------------------------
+# --- Offline: parallel records -> table ------------------------------------------------------
 
 def load_parallel(path: str, languages) -> list[dict]:
-    """Parallel records {"id", "lang", "text"} of `path`, validated (Decision 8)."""
+    """Parallel records {"id", "lang", "text"[, "alt"]} of `path`, validated (Decision 8)."""
     records, seen = [], {}
     for lineno, obj in read_jsonl(path):
         for name in ("id", "lang", "text"):
@@ -86,9 +100,17 @@ def load_parallel(path: str, languages) -> list[dict]:
             raise RecordError(f"{path}:{lineno}: field 'id' {key[0]!r} in {key[1]!r} "
                               f"repeats line {seen[key]}")
         seen[key] = lineno
-        records.append({"id": obj["id"], "lang": obj["lang"], "text": obj["text"]})
+        alt = obj.get("alt")                                     # null = absent (JSON exports)
+        if alt is not None and (not isinstance(alt, str) or alt.split() in ([], obj["text"].split())):
+            raise RecordError(f"{path}:{lineno}: field 'alt' must be a non-empty string other than "
+                              "'text' (a paraphrase of it, Decision 2)")
+        records.append({"id": obj["id"], "lang": obj["lang"], "text": obj["text"]}
+                       | ({} if alt is None else {"alt": alt}))
     if not records:
         raise RecordError(f"{path}: no records")
+    if not group_parallel(records)[0]:
+        raise RecordError(f"{path}: no id is in 2 or more languages ({len(records)} records in "
+                          f"{sorted({r['lang'] for r in records})}): nothing to calibrate with")
     return records
 
 
@@ -107,17 +129,13 @@ def pair_stats(equiv, mismatch, hard, n_quantiles: int = 101, ub_q: float = 0.95
     assert len(eq) > 0 and len(mm) > 0, "a pair needs equivalent and mismatched scores"
     mix = torch.cat([eq, mm, hd])
     p = torch.linspace(0, 1, n_quantiles, dtype=torch.float64)
-    return {"n": len(eq), "mean": eq.mean().item(),
-            "std": eq.std().item() if len(eq) > 1 else 0.0,
-            "mismatch_mean": mm.mean().item(),
-            "hard_mean": hd.mean().item() if len(hd) else None,
-            "n_mixture": len(mix), "ub": torch.quantile(eq, ub_q).item(),
+    return {"n": len(eq), "mean": eq.mean().item(), "std": eq.std().item() if len(eq) > 1 else 0.0,
+            "mismatch_mean": mm.mean().item(), "hard_mean": hd.mean().item() if len(hd) else None,
+            "n_mixture": len(mix), "ub": torch.quantile(eq, ub_q).item(),          # Decision 3
             "quantiles": torch.quantile(mix, p).tolist(), "equiv": eq.tolist()}
 
 
-# ---------------------------------------------------------------------------------------------
-# The table: per-pair statistics, and online calibration of raw similarities (Eq. 2, Eq. 3)
-# ---------------------------------------------------------------------------------------------
+# --- The table: per-pair statistics, online calibration of raw similarities (Eq. 2, Eq. 3) ---
 
 def empirical_cdf(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Piecewise-linear CDF through nondecreasing quantile points q (P,) at 0, 1/(P-1), .., 1."""
@@ -131,6 +149,24 @@ def empirical_cdf(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return torch.where(idx == 0, 0.0, torch.where(idx == P, 1.0, u))
 
 
+def _lacks(entry: dict, mode: str, ub: bool) -> list[str]:
+    """The fields `mode` needs that `entry` does not have (Decision 3)."""
+    need = {"mean": ["n", "mean"], "quantile": ["quantiles"] + ["ub"] * ub, "none": []}[mode]
+    return [name for name in need if entry.get(name) is None]
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+FIELDS = {  # what `load` checks per pair: name -> (required, test, what it must be); Decision 3
+    "n": (True, lambda x: _number(x) and x == int(x) and x > 0, "an integer > 0"),
+    "mean": (True, _number, "a number"), "std": (True, _number, "a number"),
+    "ub": (False, _number, "a number"),
+    "quantiles": (False, lambda q: isinstance(q, list) and len(q) >= 2 and all(map(_number, q))
+                  and all(a <= b for a, b in zip(q, q[1:])), "a list of 2+ nondecreasing numbers")}
+
+
 @dataclass
 class CalibrationTable:
     """Per unordered language pair statistics (Decision 3) and the global mu_ref."""
@@ -141,9 +177,22 @@ class CalibrationTable:
     @classmethod
     def from_pairs(cls, pairs: dict[str, dict], meta: dict | None = None) -> "CalibrationTable":
         n = sum(e["n"] for e in pairs.values())
-        assert n > 0, "no pairs to calibrate with"
+        if not pairs or n <= 0:
+            raise ValueError("no language pairs: a calibration table needs at least one")
         mu_ref = sum(e["n"] * e["mean"] for e in pairs.values()) / n
         return cls(pairs=pairs, mu_ref=mu_ref, meta=dict(meta or {}))
+
+    def require(self, mode: str, ub: bool = False, where: str = "calibration table") -> None:
+        """RecordError unless every pair has what `mode` (and `ub`) needs: check before training."""
+        if mode not in MODES:
+            raise ValueError(f"calibration mode {mode!r} is not one of {list(MODES)}")
+        lacking = sorted(key for key, e in self.pairs.items() if _lacks(e, mode, ub))
+        if lacking:
+            raise RecordError(f"{where}: {mode} calibration{' with ub' if ub else ''} needs "
+                              f"{_lacks(self.pairs[lacking[0]], mode, ub)} in every pair; "
+                              f"{len(lacking)} of {len(self.pairs)} pairs lack it (first "
+                              f"{lacking[0]}; table source: {self.meta.get('source', 'unknown')}). "
+                              "Use mean calibration, or build a table with calibrate.py --parallel")
 
     def calibrate(self, scores: torch.Tensor, ref_langs: list[str], out_langs: list[str],
                   mode: str = "mean", lam: float = 1.0, k: float | None = None,
@@ -167,7 +216,11 @@ class CalibrationTable:
             entry, rows = self.pairs.get(key), torch.tensor(rows)
             if entry is None:
                 missing[rows] = True                                    # Decision 6
-            elif mode == "mean":
+                continue
+            if _lacks(entry, mode, ub):                                 # Decision 3: never a fallback
+                raise ValueError(f"pair {key}: {mode} calibration{' with ub' if ub else ''} needs "
+                                 f"{_lacks(entry, mode, ub)}, which this table does not have")
+            if mode == "mean":
                 lam_pair = lam if k is None else lam * entry["n"] / (entry["n"] + k)
                 cal[rows] = (s[rows] - lam_pair * (entry["mean"] - self.mu_ref)).clamp(-1, 1)  # Eq. 2
             else:
@@ -179,30 +232,78 @@ class CalibrationTable:
         return cal.to(scores.dtype), missing
 
     def save(self, path: str) -> None:
+        """Write the table as JSON (Decision 7), atomically: a temporary file, then os.replace."""
         obj = {"format": FORMAT, "mu_ref": self.mu_ref, "meta": self.meta, "pairs": self.pairs}
         text = json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False)
         scalar = r'-?[0-9][0-9.eE+-]*|"[A-Za-z0-9_-]*"'            # numbers, language codes
         text = re.sub(rf"\[\s*((?:{scalar})(?:,\s*(?:{scalar}))*)\s*\]",  # such lists on one line
                       lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+        tmp = f"{path}.{os.getpid()}.tmp"                           # same directory: rename is atomic
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+            os.replace(tmp, path)
+        finally:                                                   # a failed write leaves no trace
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     @classmethod
-    def load(cls, path: str) -> "CalibrationTable":
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
+    def load(cls, path: str, mode: str | None = None, ub: bool = False) -> "CalibrationTable":
+        """A table written by `save`, validated (Decision 8); with `mode`, `require(mode, ub)` too."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                obj = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:     # e.g. a truncated file
+            raise RecordError(f"{path}: not a JSON table ({e}); rebuild it with calibrate.py") from None
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a calibration table (expected format {FORMAT!r})")
-        for key, entry in obj["pairs"].items():
-            for name in ("n", "mean", "std", "ub", "quantiles"):
-                if name not in entry:
-                    raise ValueError(f"{path}: pair {key!r} lacks field {name!r}")
-        return cls(pairs=obj["pairs"], mu_ref=obj["mu_ref"], meta=obj.get("meta", {}))
+            raise RecordError(f"{path}: not a calibration table (expected format {FORMAT!r})")
+        pairs = obj.get("pairs")
+        if not isinstance(pairs, dict) or not pairs:
+            raise RecordError(f"{path}: no language pairs (field 'pairs' is empty or not an object)")
+        if not _number(obj.get("mu_ref")):
+            raise RecordError(f"{path}: field 'mu_ref' must be a number")
+        for key, e in pairs.items():
+            for name, (required, ok, what) in FIELDS.items():
+                x = e.get(name) if isinstance(e, dict) else None
+                if (x is None and required) or (x is not None and not ok(x)):
+                    raise RecordError(f"{path}: pair {key!r}: field {name!r} must be {what}")
+        table = cls(pairs=pairs, mu_ref=obj["mu_ref"], meta=obj.get("meta", {}))
+        if mode is not None:
+            table.require(mode, ub, where=path)
+        return table
+
+    @classmethod
+    def from_release_csv(cls, path: str, names: dict[str, str]) -> "CalibrationTable":
+        """The release's mean statistics (Decision 9): a CSV lang_a,lang_b,count,mean,std with
+        language names; `names` maps each name to its code."""
+        pairs, where = {}, {}
+        with open(path, encoding="utf-8", newline="") as f:
+            for lineno, row in enumerate(csv.DictReader(f), 2):
+                try:
+                    key = pair_key(names[row["lang_a"]], names[row["lang_b"]])
+                    entry = {"n": int(row["count"]), "mean": float(row["mean"]), "std": float(row["std"])}
+                except (KeyError, TypeError, ValueError) as e:
+                    raise RecordError(f"{path}:{lineno}: {type(e).__name__} {e}: expected columns "
+                                      f"lang_a,lang_b,count,mean,std, names in {sorted(names)}") from None
+                if key in where:
+                    raise RecordError(f"{path}:{lineno}: pair {key} repeats line {where[key]}")
+                pairs[key], where[key] = entry, lineno
+        langs = sorted({code for key in pairs for code in key.split("-")})
+        meta = {"source": "the authors' release (Apache-2.0): mean and std of 30 equivalent pairs "
+                          "per language pair, no quantiles (mean calibration only)",
+                "release_csv": os.path.basename(path), "languages": langs,
+                "pairs_missing": [pair_key(a, b) for a, b in combinations_with_replacement(langs, 2)
+                                  if pair_key(a, b) not in pairs]}
+        return cls.from_pairs(pairs, meta)
 
 
-# ---------------------------------------------------------------------------------------------
-# Offline: the builder
-# ---------------------------------------------------------------------------------------------
+def release_table(encoder: str) -> CalibrationTable | None:
+    """The shipped release table for `encoder` (a hub name), or None if there is none (Decision 9)."""
+    name = RELEASE_TABLES.get(encoder.rstrip("/"))
+    return CalibrationTable.load(os.path.join(RELEASE_DIR, name)) if name else None
+
+
+# --- Offline: the builder --------------------------------------------------------------------
 
 def build_table(records: list[dict], encoder, n_equiv: int = 30, n_mismatch: int = 10,
                 n_hard: int = 2, seed: int = 0, n_quantiles: int = 101, ub_q: float = 0.95,
@@ -210,21 +311,29 @@ def build_table(records: list[dict], encoder, n_equiv: int = 30, n_mismatch: int
     """The table for every unordered pair of the languages in `records` (Decisions 1-3, 8).
     `encoder` needs `.embed(texts, progress) -> (N, D)` unit-norm rows (reward.Encoder)."""
     items, single = group_parallel(records)
+    if not items:
+        raise ValueError("no id is in 2 or more languages: cannot build a table")
+    alts = {(r["id"], r["lang"]): r["alt"] for r in records if r.get("alt") and r["id"] in items}
     ids = sorted(items)
     langs = sorted({lang for texts in items.values() for lang in texts})
     keys = [(i, lang) for i in ids for lang in sorted(items[i])]
     row = {key: j for j, key in enumerate(keys)}
-    E = encoder.embed([items[i][lang] for i, lang in keys], progress=progress).double()  # (M, D)
+    alt_row = {key: len(keys) + j for j, key in enumerate(sorted(alts))}
+    texts = [items[i][lang] for i, lang in keys] + [alts[key] for key in sorted(alts)]
+    E = encoder.embed(texts, progress=progress).double()                 # (M, D)
     rng = random.Random(seed)
-    pairs, too_few = {}, []
+    pairs, too_few, no_alt = {}, [], []
     for x, a in enumerate(langs):
         for b in langs[x:]:
-            common = [i for i in ids if a in items[i] and b in items[i]]
+            if a == b:                                                   # Decision 2
+                common, partner = [i for i in ids if (i, a) in alts], alt_row
+            else:
+                common, partner = [i for i in ids if a in items[i] and b in items[i]], row
             if len(common) < 2:
-                too_few.append(pair_key(a, b))
+                (no_alt if a == b else too_few).append(pair_key(a, b))
                 continue
             refs = rng.sample(common, min(n_equiv, len(common)))
-            equiv = [(E[row[i, a]] @ E[row[i, b]]).clamp(-1, 1) for i in refs]
+            equiv = [(E[row[i, a]] @ E[partner[i, b]]).clamp(-1, 1) for i in refs]
             mismatch, hard = [], []
             for r, i in enumerate(refs):
                 src, dst = (a, b) if r % 2 == 0 else (b, a)
@@ -236,35 +345,35 @@ def build_table(records: list[dict], encoder, n_equiv: int = 30, n_mismatch: int
     if not pairs:
         raise ValueError("no language pair has 2 or more shared items: cannot build a table")
     meta = {"n_items": len(ids), "languages": langs, "skipped_single_language_ids": len(single),
-            "pairs_too_few_items": too_few, "n_equiv": n_equiv, "n_mismatch": n_mismatch,
-            "n_hard": n_hard, "seed": seed, "ub_quantile": ub_q}
+            "pairs_too_few_items": too_few, "same_language_without_alt": no_alt,
+            "n_alt": len(alts), "n_equiv": n_equiv, "n_mismatch": n_mismatch, "n_hard": n_hard,
+            "seed": seed, "ub_quantile": ub_q}
     return CalibrationTable.from_pairs(pairs, meta)
 
 
-# ---------------------------------------------------------------------------------------------
-# CLI
-# ---------------------------------------------------------------------------------------------
+# --- CLI -------------------------------------------------------------------------------------
 
 def report(table: CalibrationTable) -> str:
     """The per-pair table and the spread of pair means before vs after mean calibration."""
-    m = table.meta
-    lines = [f"{m.get('n_items')} items in {len(m.get('languages', []))} languages; "
-             f"{m.get('skipped_single_language_ids', 0)} ids in one language only, skipped; "
-             f"{len(table.pairs)} pairs, {len(m.get('pairs_too_few_items', []))} left out "
-             f"(fewer than 2 shared items); mu_ref = {table.mu_ref:.4f}", "",
-             "| pair | n | equivalent mean ± std | hard mean | mismatched mean |",
-             "|---|---|---|---|---|"]
+    m, fmt = table.meta, lambda x: "-" if x is None else f"{x:.4f}"
+    lines = [f"{m['n_items']} items in {len(m['languages'])} languages, {m['n_alt']} with an alt; "
+             f"{m['skipped_single_language_ids']} ids in one language only, skipped; "
+             f"{len(table.pairs)} pairs; missing: {m['pairs_too_few_items']} (fewer than 2 shared "
+             f"items), {m['same_language_without_alt']} (same-language, fewer than 2 items with an "
+             "alt); same-language equivalents are (text, alt) pairs (Decision 2)"
+             if "n_items" in m else f"{m['source']}; {len(table.pairs)} pairs; missing: "
+             f"{m['pairs_missing']}", f"mu_ref = {table.mu_ref:.5f}", "",
+             "| pair | n | equivalent mean ± std | hard mean | mismatched mean |", "|---|---|---|---|---|"]
     for key in sorted(table.pairs):
         e = table.pairs[key]
-        hard = "-" if e["hard_mean"] is None else f"{e['hard_mean']:.4f}"
-        lines.append(f"| {key} | {e['n']} | {e['mean']:.4f} ± {e['std']:.4f} | {hard} | "
-                     f"{e['mismatch_mean']:.4f} |")
+        lines.append(f"| {key} | {e['n']} | {e['mean']:.4f} ± {e['std']:.4f} | "
+                     f"{fmt(e.get('hard_mean'))} | {fmt(e.get('mismatch_mean'))} |")
     before, after = [], []
     for key, e in table.pairs.items():
-        a, b = key.split("-")
-        eq = torch.tensor(e["equiv"], dtype=torch.float64)
+        eq = torch.tensor(e.get("equiv", [e["mean"]]), dtype=torch.float64)
         before.append(eq.mean().item())
-        after.append(table.calibrate(eq, [a] * len(eq), [b] * len(eq), "mean")[0].mean().item())
+        a, b = key.split("-")
+        after.append(table.calibrate(eq, [a] * len(eq), [b] * len(eq))[0].mean().item())
     lines += ["", f"spread of equivalent pair means: raw {min(before):.4f}..{max(before):.4f} "
               f"(range {max(before) - min(before):.4f}) -> mean-calibrated "
               f"{min(after):.4f}..{max(after):.4f} (range {max(after) - min(after):.4f})"]
@@ -272,8 +381,10 @@ def report(table: CalibrationTable) -> str:
 
 
 def main(argv: list[str] | None = None) -> CalibrationTable:
-    parser = argparse.ArgumentParser(description="Build a cross-lingual calibration table (SPEC §3).")
-    parser.add_argument("--parallel", required=True, help="parallel JSONL: {id, lang, text} per line")
+    parser = argparse.ArgumentParser(description="Build a calibration table (paper §3.2, §5.4).")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--parallel", help="parallel JSONL: {id, lang, text[, alt]} per line")
+    src.add_argument("--from_release", help="convert the release's CSV of mean statistics instead")
     parser.add_argument("--encoder", default="jhu-clsp/mmBERT-small", help="hub name or local dir")
     parser.add_argument("--out", required=True, help="where to write the JSON table")
     parser.add_argument("--n_equiv", type=int, default=30, help="equivalent pairs per language pair")
@@ -285,13 +396,21 @@ def main(argv: list[str] | None = None) -> CalibrationTable:
     parser.add_argument("--batch_size", type=int, default=128, help="encoder batch size")
     args = parser.parse_args(argv)
 
-    from reward import LANGUAGES, Encoder      # here, not at the top: reward imports this file
-    records = load_parallel(args.parallel, LANGUAGES)
-    encoder = Encoder(args.encoder, device=args.device, batch_size=args.batch_size)
-    table = build_table(records, encoder, args.n_equiv, args.n_mismatch, args.n_hard, args.seed,
-                        progress=True)
-    table.meta.update(encoder=args.encoder, parallel=args.parallel)
-    table.save(args.out)
+    from reward import LANGUAGE_NAMES, LANGUAGES, Encoder    # the CLI's languages and encoder
+    try:                                                         # bad input: one line, no traceback
+        if args.from_release:
+            names = {name: code for code, name in LANGUAGE_NAMES.items()}
+            table = CalibrationTable.from_release_csv(args.from_release, names)
+            table.meta.update(encoder=args.encoder)
+        else:
+            records = load_parallel(args.parallel, LANGUAGES)
+            encoder = Encoder(args.encoder, device=args.device, batch_size=args.batch_size)
+            table = build_table(records, encoder, args.n_equiv, args.n_mismatch, args.n_hard,
+                                args.seed, progress=True)
+            table.meta.update(encoder=args.encoder, parallel=args.parallel)
+        table.save(args.out)
+    except (ValueError, OSError) as e:
+        raise SystemExit(f"calibrate.py: {e}")
     print(report(table))
     print(f"wrote {args.out}")
     return table
