@@ -8,32 +8,38 @@ loss with k3 KL, and the FSDP2 plumbing a trainer needs around them.
     loss, stats = grpo_loss(logp, old_logp, ref_logp, A, mask, num_tokens=global_tokens)
 
 Decisions:
-1. Advantages (SPEC §1.4): A = (r - mean) / (std + eps) per group of K with the *unbiased* std, as
-   the authors' release; `scale="none"` is Dr.GRPO's r - mean. A group whose rewards are all equal
-   (or a group of one) carries no preference and gets exactly 0, never NaN.
+1. Advantages (§3.2: rewards normalised within each rollout group): A = (r - mean) / (std + eps)
+   per group of K with the *unbiased* std, as the authors' release; `scale="none"` is Dr.GRPO's
+   r - mean. A group whose rewards are all equal (or a group of one) carries no preference and
+   gets exactly 0, never NaN.
 2. Log-probs never materialise a (B, T, V) fp32 log-softmax: rows are processed in chunks, each
    upcast to fp32 on its own (bf16 log_softmax is unstable; per-chunk fp32 is exact to fp32). A
    custom autograd Function saves only the (rows,) log-sum-exp and recomputes the softmax chunk by
    chunk in backward, so training memory is the logits' own gradient plus one fp32 chunk.
-3. Loss (SPEC §1.5): ratio = exp(logp - old_logp); -min(ratio A, clip(ratio, 1-eps_low, 1+eps_high) A)
-   plus beta * k3 KL, k3 = exp(ref - logp) - (ref - logp) - 1 (Schulman's unbiased, positive estimator).
+3. Loss (the GRPO objective of Algorithm 2, line 8; Shao et al., 2024): ratio = exp(logp -
+   old_logp); -min(ratio A, clip(ratio, 1-eps_low, 1+eps_high) A) plus beta * k3 KL,
+   k3 = exp(ref - logp) - (ref - logp) - 1 (Schulman's unbiased, positive estimator); beta = 0.001
+   by default here, in kernels/ and in the reference, as in the release.
 4. Aggregation `token-mean` divides the token sum by `num_tokens`, the response-token count of the
    *global* batch (all ranks, all micro-batches): summing micro-batch gradients then gives exactly the
    full-batch gradient, whatever the world size or micro-batch split. FSDP averages gradients over
    ranks, so a trainer multiplies each rank's loss by the world size (see lrpo.py).
-5. FSDP2 only (`fully_shard` on each decoder layer, then the root); FSDP1 segfaults on the full state
-   dict path (SPEC §7). Generation runs inside `unsharded(model)`: with every parameter gathered and
-   reshard-after-forward off, a forward pass issues no collective, so ranks may stop generating at
-   different lengths without deadlocking (`generate_rollouts` does this for you).
-6. Rollouts are one tensor per batch: the left-padded prompt then the response, padded after its
-   EOS; the training forward (`response_logits`) gives position ids that skip the left padding, as
-   generate() does, so the log-probs it trains on are those the samples were drawn from.
+5. FSDP2 only (`fully_shard` on each decoder layer, then the root); FSDP1 segfaults on the full
+   state dict path (seen with torch 2.13). Generation runs inside `unsharded(model)`: with every
+   parameter gathered and reshard-after-forward off, a forward pass issues no collective, so ranks
+   may stop generating at different lengths without deadlocking (sampler.py generates inside it).
+7. Distributed helpers (`init_distributed`, `barrier`, `all_gather`, `all_reduce_sum`) are no-ops
+   in one process, so a training loop needs no `if ddp:` around them.
+6. Rollouts (sampler.py) are one tensor per batch: the left-padded prompt then the response, padded
+   after its stop; the training forward (`response_logits`) gives position ids that skip the left
+   padding, as the samplers do, so the log-probs it trains on are those the samples were drawn from.
 """
 import contextlib
+import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 LOSS_AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
@@ -42,7 +48,7 @@ LOSS_AGGS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group",
                      eps: float = 1e-6) -> torch.Tensor:
-    """Group-normalised advantages (SPEC §1.4).
+    """Group-normalised advantages (Decision 1).
 
     rewards: (N,) in group-major order, N = prompts * group_size  ->  (N,) float32
     """
@@ -67,7 +73,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
 # ----------------------------------------------------------------------------- log-probs
 
 class _ChunkedLogprob(torch.autograd.Function):
-    """logp[i] = x[i, y[i]] / T - logsumexp(x[i] / T), computed `chunk` rows at a time."""
+    """logp[i] = x[i, y[i]] / temp - logsumexp(x[i] / temp), computed `chunk` rows at a time."""
 
     @staticmethod
     def forward(ctx, logits, targets, temperature, chunk):
@@ -88,18 +94,18 @@ class _ChunkedLogprob(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_logp):
-        # d logp[i] / d x[i, v] = (1[v == y_i] - softmax(x[i] / T)_v) / T
+        # d logp[i] / d x[i, v] = (1[v == y_i] - softmax(x[i] / temp)_v) / temp
         logits, targets, lse = ctx.saved_tensors
-        T, chunk = ctx.temperature, ctx.chunk
+        temp, chunk = ctx.temperature, ctx.chunk
         grad = torch.empty_like(logits)                             # (R, V) in the logits' dtype
         for s in range(0, logits.shape[0], chunk):
             x = logits[s:s + chunk].to(torch.float32, copy=True)    # (c, V), safe to edit in place
-            if T != 1.0:
-                x.div_(T)
+            if temp != 1.0:
+                x.div_(temp)
             g = grad_logp[s:s + chunk, None].float()                # (c, 1)
             p = torch.exp_(x.sub_(lse[s:s + chunk, None])).mul_(-g)  # -g * softmax, in place
             p.scatter_add_(1, targets[s:s + chunk, None], g)
-            grad[s:s + chunk] = p.div_(T) if T != 1.0 else p
+            grad[s:s + chunk] = p.div_(temp) if temp != 1.0 else p
         return grad, None, None, None
 
 
@@ -126,7 +132,7 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch
               clip_high: float = 0.2, beta: float = 0.001, agg: str = "token-mean",
               num_tokens: float | None = None, num_seqs: float | None = None,
               max_len: int | None = None) -> tuple[torch.Tensor, dict]:
-    """Clipped GRPO surrogate plus k3 KL, aggregated over response tokens (SPEC §1.5).
+    """Clipped GRPO surrogate plus k3 KL, aggregated over response tokens (Decisions 3, 4).
 
     logp, old_logp, ref_logp, mask: (B, T); advantages: (B,)  ->  loss (), stats {str: float}
     old_logp=None means on-policy (old_logp = logp.detach()). ref_logp=None or beta=0 skips KL.
@@ -162,7 +168,7 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch
 def aggregate(per_token: torch.Tensor, mask: torch.Tensor, agg: str = "token-mean",
               num_tokens: float | None = None, num_seqs: float | None = None,
               max_len: int | None = None) -> torch.Tensor:
-    """Per-token losses (B, T) to one scalar (SPEC §1.5); counts default to this call's own."""
+    """Per-token losses (B, T) to one scalar (Decision 4); counts default to this call's own."""
     if agg not in LOSS_AGGS:
         raise ValueError(f"agg must be one of {LOSS_AGGS}, got {agg!r}")
     B, T = per_token.shape
@@ -179,32 +185,34 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, agg: str = "token-mea
 
 
 def policy_loss(logits: torch.Tensor, targets: torch.Tensor, rewards: torch.Tensor,
-                mask: torch.Tensor, group_size: int, old_logp: torch.Tensor | None = None,
-                ref_logp: torch.Tensor | None = None, *, temperature: float = 1.0,
-                scale: str = "group", kernel: str = "torch", **loss_kw) -> tuple[torch.Tensor, dict]:
+                mask: torch.Tensor, group_size: int, *, old_logp: torch.Tensor | None = None,
+                ref_logp: torch.Tensor | None = None, temperature: float = 1.0, scale: str = "group",
+                clip_low: float = 0.2, clip_high: float = 0.2, beta: float = 0.001,
+                agg: str = "token-mean", num_tokens: float | None = None,
+                num_seqs: float | None = None, max_len: int | None = None,
+                kernel: str = "torch") -> tuple[torch.Tensor, dict]:
     """Rewards and logits to the aggregated GRPO loss, by either path; rows hold whole groups.
 
     logits (B, T, V), targets / mask / old_logp / ref_logp (B, T), rewards (B,) -> loss (), stats.
     kernel="torch": group_advantages + token_logprobs + grpo_loss. kernel="triton": the fused
     kernel of kernels/ (one pass over the logits forward, one backward), the same numbers.
-    `loss_kw` are grpo_loss's clip_low, clip_high, beta, agg, num_tokens, num_seqs, max_len.
+    The other arguments are grpo_loss's and group_advantages'.
     """
+    counts = dict(agg=agg, num_tokens=num_tokens, num_seqs=num_seqs, max_len=max_len)
+    clip = dict(clip_low=clip_low, clip_high=clip_high)
     if kernel == "torch":
         A = group_advantages(rewards, group_size, scale)
         logp = token_logprobs(logits, targets, temperature)
-        return grpo_loss(logp, old_logp, ref_logp, A, mask, **loss_kw)
+        return grpo_loss(logp, old_logp, ref_logp, A, mask, **clip, beta=beta, **counts)
     if kernel != "triton":
         raise ValueError(f"kernel must be 'torch' or 'triton', got {kernel!r}")
     from kernels import fused_grpo_loss
 
-    beta = loss_kw.get("beta", 0.001) if ref_logp is not None else 0.0
     token_loss, logp, A = fused_grpo_loss(
-        logits, targets, rewards, mask, group_size, old_logp=old_logp, ref_logp=ref_logp,
-        clip_low=loss_kw.get("clip_low", 0.2), clip_high=loss_kw.get("clip_high", 0.2), beta=beta,
-        temperature=temperature, scale=scale)
-    agg_kw = {k: v for k, v in loss_kw.items() if k in ("agg", "num_tokens", "num_seqs", "max_len")}
-    _, stats = grpo_loss(logp.detach(), old_logp, ref_logp, A, mask, **loss_kw)  # same stats
-    return aggregate(token_loss, mask, **agg_kw), stats
+        logits, targets, rewards, mask, group_size, old_logp=old_logp, ref_logp=ref_logp, **clip,
+        beta=beta if ref_logp is not None else 0.0, temperature=temperature, scale=scale)
+    _, stats = grpo_loss(logp.detach(), old_logp, ref_logp, A, mask, **clip, beta=beta, **counts)
+    return aggregate(token_loss, mask, **counts), stats
 
 
 # ----------------------------------------------------------------------------- FSDP2
@@ -272,50 +280,7 @@ def unsharded(model: torch.nn.Module):
             m.reshard()
 
 
-# ----------------------------------------------------------------------------- rollouts
-
-def stop_token_ids(model, tok) -> list[int]:
-    """Every id that ends a turn: the tokenizer's EOS and the model's generation_config ones
-    (Gemma-3 ends turns with <end_of_turn>, not its tokenizer's <eos>; Llama-3 has several)."""
-    ids = {tok.eos_token_id}
-    cfg = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids |= set(cfg if isinstance(cfg, (list, tuple)) else [cfg])
-    return sorted(i for i in ids if i is not None)
-
-
-def response_mask(resp: torch.Tensor, eos_ids) -> torch.Tensor:
-    """(N, R) generated ids -> (N, R) long: 1 up to and including the first stop token, 0 after."""
-    eos = torch.isin(resp, torch.as_tensor(eos_ids, device=resp.device))
-    after = (eos.cumsum(1) - eos.long()) > 0                        # strictly after the first stop
-    return (~after).long()
-
-
-@torch.no_grad()
-def generate_rollouts(model, tok, prompts: list[str], max_new_tokens: int, temperature: float = 1.0,
-                      top_p: float = 1.0, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Sample one response per prompt, batched and left-padded, inside `unsharded(model)`.
-
-    -> ids (N, P + R): left-padded prompt then response (pads after EOS), attention mask (N, P + R)
-    with 0 on padding, and P, the padded prompt length. R is the longest response in the batch.
-    A response ends at its first stop token (stop_token_ids), which it keeps.
-    Sampling is plain: no top-k, no repetition penalty, whatever the model's generation_config says.
-    """
-    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    P, outs, stop = enc["input_ids"].shape[1], [], stop_token_ids(model, tok)
-    with unsharded(model):
-        for s in range(0, len(prompts), batch_size):
-            out = model.generate(input_ids=enc["input_ids"][s:s + batch_size],
-                                 attention_mask=enc["attention_mask"][s:s + batch_size],
-                                 do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-                                 repetition_penalty=1.0, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=stop)
-            outs.append(F.pad(out[:, P:], (0, max_new_tokens - (out.shape[1] - P)), value=tok.pad_token_id))
-    resp = torch.cat(outs)                                          # (N, max_new_tokens)
-    rmask = response_mask(resp, stop)
-    R = int(rmask.sum(1).max())
-    resp, rmask = resp[:, :R].masked_fill(rmask[:, :R] == 0, tok.pad_token_id), rmask[:, :R]
-    return torch.cat([enc["input_ids"], resp], 1), torch.cat([enc["attention_mask"], rmask], 1), P
-
+# ----------------------------------------------------------------------------- training forward
 
 def response_logits(model, ids: torch.Tensor, attention_mask: torch.Tensor, n_resp: int) -> torch.Tensor:
     """Logits predicting the last n_resp tokens of ids (B, L): (B, n_resp, V), contiguous (no
@@ -327,10 +292,44 @@ def response_logits(model, ids: torch.Tensor, attention_mask: torch.Tensor, n_re
     return model(input_ids=ids, attention_mask=attention_mask, position_ids=pos, logits_to_keep=keep).logits
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def init_distributed(timeout_minutes: float = 10.0) -> tuple[int, int, torch.device]:
+    """(rank, world size, device) from torchrun's environment (RANK, LOCAL_RANK), with the process
+    group up (NCCL on GPUs, gloo on CPUs; collectives fail after `timeout_minutes`); without
+    torchrun, one process: (0, 1, cuda:0 or cpu) and no process group."""
+    cuda = torch.cuda.is_available()
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if int(os.environ.get("RANK", -1)) == -1:
+        return 0, 1, device
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(minutes=timeout_minutes))
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def barrier(group=None) -> None:
+    """dist.barrier() when torch.distributed is up; nothing otherwise."""
+    if _distributed():
+        dist.barrier(group=group)
+
+
+def all_gather(obj, group=None) -> list:
+    """[obj of rank 0, obj of rank 1, ...] (picklable objects); [obj] in one process."""
+    if not _distributed():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj, group=group)
+    return out
+
+
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum a tensor over ranks in place when torch.distributed is up; identity otherwise.
     A CPU tensor under NCCL travels through the current CUDA device and back."""
-    if dist.is_available() and dist.is_initialized():
+    if _distributed():
         if dist.get_backend() == "nccl" and not x.is_cuda:
             y = x.cuda()
             dist.all_reduce(y, op=dist.ReduceOp.SUM)

@@ -175,6 +175,7 @@ def test_fsdp2_matches_single_process_and_generation_does_not_deadlock(torchrun,
 def test_policy_loss_kernel_dispatch_matches_torch_path(agg):
     """The same loss and gradient through the fused Triton kernel (interpreted on CPU) and through
     group_advantages + token_logprobs + grpo_loss."""
+    pytest.importorskip("triton", reason="the fused kernel needs triton (Linux only, requirements.txt)")
     from grpo import policy_loss
     g = torch.Generator().manual_seed(3)
     B, T, V, K = 6, 5, 1000, 3
@@ -187,48 +188,9 @@ def test_policy_loss_kernel_dispatch_matches_torch_path(agg):
     out = {}
     for kernel in ("torch", "triton"):
         x = logits.clone().requires_grad_()
-        loss, stats = policy_loss(x, targets, rewards, mask, K, None, ref, kernel=kernel, **kw)
+        loss, stats = policy_loss(x, targets, rewards, mask, K, ref_logp=ref, kernel=kernel, **kw)
         loss.backward()
         out[kernel] = (loss.detach(), x.grad, stats)
     torch.testing.assert_close(out["triton"][0], out["torch"][0], rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(out["triton"][1], out["torch"][1], rtol=1e-4, atol=1e-7)
     assert out["triton"][2] == pytest.approx(out["torch"][2], rel=1e-4, abs=1e-7)
-
-
-def test_response_mask_keeps_the_first_eos_and_nothing_after():
-    from grpo import response_mask
-    resp = torch.tensor([[5, 6, 2, 7, 2], [2, 9, 9, 9, 9], [5, 5, 5, 5, 5]])
-    assert response_mask(resp, 2).tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]
-    # several stop ids (Gemma-3: <eos> and <end_of_turn>): the first of any ends the response
-    assert response_mask(resp, [9, 6]).tolist() == [[1, 1, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
-
-
-def test_stop_token_ids_merge_tokenizer_and_generation_config():
-    from types import SimpleNamespace
-    from grpo import stop_token_ids
-    tok = SimpleNamespace(eos_token_id=1)
-    gemma = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[1, 106]))
-    assert stop_token_ids(gemma, tok) == [1, 106]
-    assert stop_token_ids(SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=7)), tok) == [1, 7]
-
-
-def test_generate_rollouts_layout_and_logprobs(tiny_policy_dir, tiny_tokenizer):
-    """Left-padded prompts + responses padded after EOS; response_logits reproduces, on the padded
-    batch, the log-probs of each sequence computed alone without padding."""
-    from transformers import AutoModelForCausalLM
-    from grpo import generate_rollouts, response_logits
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_policy_dir)
-    tok = tiny_tokenizer
-    prompts = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                       add_generation_prompt=True) for q in ("Hi", "Bonjour tout le monde, ça va ?")]
-    ids, am, P = generate_rollouts(model, tok, prompts, max_new_tokens=8, batch_size=1)
-    R = ids.shape[1] - P
-    assert 1 <= R <= 8 and am[0, :P].sum() < am[1, :P].sum()       # the short prompt is left-padded
-    assert ((ids[:, P:] == tok.pad_token_id) | (am[:, P:] == 1)).all()
-    logp = token_logprobs(response_logits(model, ids, am, R), ids[:, P:])          # (2, R)
-    for i in range(2):
-        real = ids[i][am[i] == 1][None]                                          # no padding at all
-        n = int(am[i, P:].sum())
-        alone = token_logprobs(model(real).logits[:, -n - 1:-1], real[:, -n:])[0]
-        torch.testing.assert_close(logp[i, :n], alone, rtol=1e-4, atol=1e-4)
