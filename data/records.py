@@ -1,9 +1,12 @@
 """
-Reading and validating the project's JSON Lines records (paper §4 data, §5.4 warm start).
+Reading and validating the project's inputs: JSON Lines records (paper §4 data, §5.4 warm start),
+model names, and numeric command-line settings.
 
-    from data.records import read_jsonl, load_train, load_sft
+    from data.records import read_jsonl, load_train, load_sft, check_model, ranged
     items = load_train("data/sample/train.jsonl", languages=LANGUAGES, topics=TOPICS)
     pairs = load_sft("data/sample/sft.jsonl", languages=LANGUAGES)
+    check_model("out/ckpt-68")                       # RecordError at once if it cannot be a model
+    parser.add_argument("--K", type=ranged(int, lo=2))
 
 Decisions:
 1. Every error names the file, the 1-based line and the field at fault, and is raised before any
@@ -24,8 +27,18 @@ Decisions:
 6. Questions compare by `question_key` (case-folded, whitespace collapsed): the warm-start set
    must share no question with the RL training data (paper §5.4: "disjoint from our training
    data"), and data/prepare_sft.py and the tests use this one definition.
+7. A model name that looks local (starts with . / ~, has more than one slash, ends in ckpt-N, or
+   its first directory exists) must be a directory with a config.json: a typo fails at once with
+   "no such directory" instead of a minute of hub retries. A hub name is fine when it is in the
+   local Hugging Face cache; otherwise, with HF_HUB_OFFLINE unset, one 10-second query says
+   whether the Hub has it, and the answer is one line.
+8. `ranged` is an argparse type whose error names the allowed range ("must be >= 1, got 0"); the
+   scripts state the range (or what 0 means) in each flag's help.
 """
+import argparse
 import json
+import os
+import re
 from typing import Iterator
 
 BOM = "\ufeff"
@@ -56,8 +69,10 @@ def read_text(path: str) -> str:
     return text[1:] if text.startswith(BOM) else text
 
 
-def read_jsonl(path: str) -> Iterator[tuple[int, dict]]:
-    """Yield (line_number, object) for every non-blank line; raise RecordError on bad JSON."""
+def read_jsonl(path: str, partial_tail=None) -> Iterator[tuple[int, dict]]:
+    """Yield (line_number, object) for every non-blank line; raise RecordError on bad JSON.
+    partial_tail(message): when given, a last line cut short by a crash mid-write (no newline, not
+    valid JSON) is reported through it and skipped instead (a log being written)."""
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             line = _decode(path, lineno, raw)
@@ -68,6 +83,9 @@ def read_jsonl(path: str) -> Iterator[tuple[int, dict]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
+                if partial_tail and not raw.endswith(b"\n") and not f.peek(1):
+                    partial_tail(f"{path}:{lineno}: dropped a half-written last line")
+                    return
                 raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
             if not isinstance(obj, dict):
                 raise RecordError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
@@ -155,3 +173,41 @@ def load_sft(path: str, languages) -> list[dict]:
     if not pairs:
         raise RecordError(f"{path}: no records")
     return pairs
+
+
+def check_model(name: str) -> None:
+    """Raise RecordError (one line) unless `name` can be a model (decision 7)."""
+    if os.path.isdir(os.path.expanduser(name)):
+        if not os.path.exists(os.path.join(os.path.expanduser(name), "config.json")):
+            raise RecordError(f"{name}: not a model directory (no config.json)")
+        return
+    parent = name.split("/")[0]
+    if (name.startswith((".", "/", "~")) or name.count("/") > 1 or re.search(r"ckpt-\d+/*$", name)
+            or os.path.exists(name) or ("/" in name and os.path.isdir(parent))):
+        raise RecordError(f"{name}: no such directory")
+    import huggingface_hub
+    from huggingface_hub import constants
+    if isinstance(huggingface_hub.try_to_load_from_cache(name, "config.json"), str):
+        return
+    if constants.HF_HUB_OFFLINE:
+        raise RecordError(f"{name}: not a local directory, and not in the Hugging Face cache (HF_HUB_OFFLINE is set)")
+    try:
+        huggingface_hub.model_info(name, timeout=10)
+    except Exception as e:                                   # offline, unknown name, gated, ...
+        cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RecordError(f"{name}: not a local directory, and the Hugging Face Hub cannot provide it "
+                          f"({type(e).__name__}: {cause[:160]})") from None
+
+
+def ranged(kind, lo=None, hi=None, above=None):
+    """An argparse type: a `kind` >= lo, <= hi, > above; the error names the allowed range."""
+    rule = " and ".join(s for s in (above is not None and f"> {above}", lo is not None and f">= {lo}",
+                                    hi is not None and f"<= {hi}") if s)
+
+    def parse(text):
+        x = kind(text)
+        if (lo is not None and x < lo) or (hi is not None and x > hi) or (above is not None and x <= above):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return x
+    parse.__name__ = kind.__name__                           # argparse's "invalid int value: 'x'"
+    return parse

@@ -1,63 +1,30 @@
-"""lrpo.py end to end: input validation, a 2-rank FSDP2 run, and exact resume."""
+"""lrpo.py end to end: a 2-rank FSDP2 run, exact resume, every ablation flag, bf16, a stuck rank,
+Weights & Biases logging. (Bad settings and files: test_bad_input.py; checkpoints: test_checkpoint.py.)"""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-
-import pytest
+import time
 
 from conftest import ROOT
 
-TIMING = {"tokens_per_s", "t_generate", "t_reward", "t_train"}
-GOOD = {"id": "x1", "question": "Wie hoch ist die Zugspitze?", "reference": "Die Zugspitze ist 2962 Meter hoch.",
-        "lang": "de", "topic": "General Knowledge", "region": []}
+TIMING = {"tokens_per_s", "t_generate", "t_reward", "t_train", "peak_mem_gb"}
 
 
-def run_lrpo(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+def run_lrpo(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT, **(env or {})}
     return subprocess.run([sys.executable, "lrpo.py", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
-def rows(path: str) -> list[dict]:
+def rows(path) -> list[dict]:
     return [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
 
 
-@pytest.mark.parametrize("bad, where", [
-    ({"lang": "xx"}, "field 'lang'"),
-    ({"topic": "Poetry"}, "field 'topic'"),
-    ({"reference": None}, "field 'reference'"),
-    ({"question": "   "}, "field 'question' is empty"),
-])
-def test_bad_training_line_is_reported_with_file_line_and_field(tmp_path, bad, where):
-    path = tmp_path / "train.jsonl"
-    record = {**GOOD, **bad}
-    if bad.get("reference", 0) is None:
-        del record["reference"]
-    path.write_text(json.dumps(GOOD) + "\n" + json.dumps(record) + "\n", encoding="utf-8")
-    proc = run_lrpo("--train_file", str(path), "--out_dir", str(tmp_path / "out"))
-    assert proc.returncode != 0
-    assert f"{path}:2: {where}" in proc.stderr, proc.stderr[-2000:]
-    assert not (tmp_path / "out").exists()                    # failed before anything was written
-
-
-@pytest.mark.parametrize("flags, message", [
-    (["--K", "2", "--K_on", "2"], "must exceed --K_on"),
-    (["--prompts_per_step", "6", "--micro_prompts", "4"], "micro-batches"),
-    (["--prompts_per_step", "1000"], "fewer than --prompts_per_step"),
-])
-def test_bad_settings_fail_before_models_load(tmp_path, flags, message):
-    proc = run_lrpo("--tiny", "--out_dir", str(tmp_path / "out"), *flags)
-    assert proc.returncode != 0 and message in proc.stderr, proc.stderr[-2000:]
-
-
-def test_bad_priors_file_is_named(tmp_path):
-    priors = tmp_path / "priors.json"
-    priors.write_text(json.dumps({"Poetry": {"en": 1.0}}))
-    proc = run_lrpo("--tiny", "--out_dir", str(tmp_path / "out"), "--priors", str(priors))
-    assert proc.returncode != 0 and f"{priors}: prior key 'Poetry'" in proc.stderr, proc.stderr[-2000:]
-    assert not (tmp_path / "out").exists()
+def strip(rs: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rs]
 
 
 def test_two_rank_tiny_run_writes_everything(tmp_path, torchrun):
@@ -81,7 +48,7 @@ def test_two_rank_tiny_run_writes_everything(tmp_path, torchrun):
     tok = AutoTokenizer.from_pretrained(out / "ckpt-6")
     assert model.config.vocab_size == len(tok)
     import torch
-    state = torch.load(out / "ckpt-6" / "trainer_state.pt", weights_only=False)
+    state = torch.load(out / "ckpt-6" / "trainer_state.pt", weights_only=True)
     assert state["step"] == 6 and state["world"] == 2 and len(state["rng"]) == 2
     assert state["router"]["step"] == 6
 
@@ -99,36 +66,135 @@ def test_resume_is_exact(tmp_path):
     assert "resumed from" in proc.stdout and "at step 3" in proc.stdout
     want, got = rows(full / "metrics.jsonl"), rows(cut / "metrics.jsonl")
     assert [r["step"] for r in got] == list(range(1, 8))
-    strip = lambda rs: [{k: v for k, v in r.items() if k not in TIMING} for r in rs]  # noqa: E731
     assert strip(got) == strip(want)
     assert rows(cut / "router.jsonl") == rows(full / "router.jsonl")
 
 
 def test_every_ablation_flag_runs(tmp_path):
-    """SPEC §5: each ablation is one flag away, and each one trains (2 steps, one shared out_dir
-    so the tiny models and calibration table are built once)."""
+    """Each ablation of the paper is one flag away, and each one trains (2 steps, one out_dir whose
+    tiny models and calibration table are built once; the run's own files are cleared in between).
+    `--max_step` is an abbreviation: the --tiny preset must not override what argparse recognises."""
     priors = tmp_path / "priors.json"
     priors.write_text(json.dumps({"Reasoning": {"en": 0.6, "zh": 0.4}, "Japan": {"ja": 1.0}}))
     out = tmp_path / "out"
-    for flags in (["--router_mode", "monolingual"], ["--router_mode", "english"],
-                  ["--calibration", "quantile"], ["--calibration", "none"], ["--lang_prompt", "system"],
+    for flags in (["--router_mode", "monolingual", "--lang_prompt", "none"], ["--router_mode", "english"],
+                  ["--router_mode", "input", "--sampler", "hf"], ["--router_mode", "uniform", "--dtype", "bf16"],
+                  ["--router_update", "pooled", "--lang_prompt", "system_en"],
+                  ["--calibration", "quantile", "--cal_ub"], ["--calibration", "none"],
+                  ["--lang_prompt", "system", "--encoder_dtype", "bf16"],
                   ["--scale_rewards", "none", "--loss_agg", "seq-mean-token-sum-norm"],
                   ["--loss_agg", "seq-mean-token-mean", "--beta", "0"],
                   ["--no_anneal", "--priors", str(priors)]):
-        proc = run_lrpo("--tiny", "--sft_steps", "0", "--max_steps", "2", "--update_every", "1",
+        proc = run_lrpo("--tiny", "--sft_steps", "0", "--max_step", "2", "--update_every", "1",
                         "--out_dir", str(out), *flags)
         assert proc.returncode == 0, (flags, proc.stderr[-3000:])
         if "monolingual" in flags:                            # a fresh run never mixes with an old one
             again = run_lrpo("--tiny", "--out_dir", str(out))
             assert again.returncode != 0 and "--resume auto" in again.stderr, again.stderr[-2000:]
-        for ckpt in out.glob("ckpt-*"):
-            shutil.rmtree(ckpt)
-        metrics = rows(out / "metrics.jsonl")
+        metrics, snapshot = rows(out / "metrics.jsonl"), rows(out / "router.jsonl")[-1]
         assert [r["step"] for r in metrics] == [1, 2], flags
         assert not (out / "sft").exists()                       # an explicit flag beats the --tiny preset
-        snapshot = rows(out / "router.jsonl")[-1]
         if flags[:2] == ["--router_mode", "monolingual"]:       # fixed modes never update
             assert len(set(snapshot["topics"]["Chat"].values())) == 1
         if "--no_anneal" in flags:
             assert metrics[-1]["tau"] == 1.0 and metrics[-1]["eps"] == 0.2
             assert snapshot["topics"]["Reasoning"]["en"] > snapshot["topics"]["Reasoning"]["de"]
+        for f in ("metrics.jsonl", "router.jsonl", *(p.name for p in out.glob("ckpt-*"))):
+            shutil.rmtree(out / f) if (out / f).is_dir() else (out / f).unlink()
+
+
+def test_bf16_two_ranks_match_fp32_and_resume_exactly(tmp_path, tiny_policy_dir, torchrun):
+    """FSDP2's bf16 mixed precision on CPU (gloo), the path GPU runs take: tests/dist_bf16.py compares
+    it with fp32 on the same batch and checks a checkpointed bf16 run resumes bit for bit; then
+    lrpo.py itself runs two bf16 steps, checkpoints, and resumes to a third."""
+    proc = torchrun("tests/dist_bf16.py", tiny_policy_dir, str(tmp_path / "dist"), timeout=240)
+    assert "resumed bf16 step identical" in proc.stdout, proc.stdout[-3000:]
+    out = tmp_path / "out"
+    common = ["lrpo.py", "--tiny", "--dtype", "bf16", "--sft_steps", "2", "--out_dir", str(out)]
+    torchrun(*common, "--max_steps", "2", timeout=300)
+    proc = torchrun(*common, "--max_steps", "3", "--resume", "auto", timeout=300)
+    assert "bf16" in proc.stdout and "resumed from" in proc.stdout, proc.stdout[-3000:]
+    metrics = rows(out / "metrics.jsonl")
+    assert [r["step"] for r in metrics] == [1, 2, 3] and all(0 <= r["reward"] <= 1 for r in metrics)
+
+
+def _worker_pid(out_dir: str, rank: int) -> int | None:
+    """The pid of lrpo.py's worker of `rank` for this out_dir (read from /proc)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if out_dir.encode() in cmd and b"lrpo.py" in b" ".join(cmd) and f"RANK={rank}".encode() in env:
+            return int(pid)
+    return None
+
+
+def test_a_stuck_rank_fails_the_job_within_the_collective_timeout(tmp_path):
+    """SIGSTOP one rank mid-run: the other's next collective times out (--collective_timeout 0.25
+    min), and torchrun ends the job instead of waiting for an hour."""
+    out = str(tmp_path / "out")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "lrpo.py",
+           "--tiny", "--sft_steps", "0", "--max_steps", "200", "--save_every", "0", "--out_dir", out,
+           "--collective_timeout", "0.25"]
+    job = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stopped = None
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not (os.path.exists(f"{out}/metrics.jsonl")
+                                              and os.path.getsize(f"{out}/metrics.jsonl") > 0):
+            assert job.poll() is None, job.stderr.read()[-3000:]
+            time.sleep(0.5)
+        stopped = _worker_pid(out, 1)
+        assert stopped, "rank 1's worker not found"
+        os.kill(stopped, signal.SIGSTOP)
+        t0 = time.time()
+        code = job.wait(timeout=150)
+        waited = time.time() - t0
+    finally:
+        if stopped:
+            try:
+                os.kill(stopped, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if job.poll() is None:
+            job.kill()
+    err = job.stderr.read()
+    assert code != 0, err[-3000:]
+    assert waited < 120, (waited, err[-3000:])                  # 15 s timeout + torchrun's shutdown
+    assert "timed out" in err.lower() or "timeout" in err.lower(), err[-3000:]
+
+
+def test_wandb_logs_the_same_rows(tmp_path):
+    """--wandb PROJECT sends each metrics.jsonl row (a stand-in `wandb` module records the calls);
+    without the package the run stops at once with the install hint."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "wandb.py").write_text(
+        "import json, os\n"
+        "def _w(kind, obj):\n"
+        "    open(os.environ['WANDB_CALLS'], 'a').write(json.dumps({kind: obj}, default=str) + '\\n')\n"
+        "def init(**kw): _w('init', kw)\n"
+        "def log(row, step=None): _w('log', {'row': row, 'step': step})\n")
+    calls, out = tmp_path / "calls.jsonl", tmp_path / "out"
+    proc = run_lrpo("--tiny", "--sft_steps", "0", "--max_steps", "2", "--out_dir", str(out), "--wandb", "lrpo-test",
+                    env={"PYTHONPATH": f"{fake}{os.pathsep}{ROOT}", "WANDB_CALLS": str(calls)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = rows(calls)
+    assert got[0]["init"]["project"] == "lrpo-test" and got[0]["init"]["resume"] == "allow"
+    assert [c["log"]["row"] for c in got[1:]] == rows(out / "metrics.jsonl")
+    assert [c["log"]["step"] for c in got[1:]] == [1, 2]
+    import importlib.util
+    if importlib.util.find_spec("wandb") is None:                     # not a requirement
+        proc = run_lrpo("--tiny", "--out_dir", str(tmp_path / "out2"), "--wandb", "x")
+        assert proc.returncode != 0 and "pip install wandb" in proc.stderr, proc.stderr[-2000:]
+        assert not (tmp_path / "out2").exists()
+
+
+def test_tiny_preset_yields_to_abbreviated_flags(tmp_path):
+    proc = run_lrpo("--tiny", "--max_step", "3", "--sft_steps", "0", "--save_every", "0", "--out_dir", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["step"] for r in rows(tmp_path / "out" / "metrics.jsonl")] == [1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "out").glob("ckpt-*")) == ["ckpt-3"]   # 0 = only at the end

@@ -1,0 +1,250 @@
+"""
+A run directory: policies in and out, checkpoints that resume exactly, logs that survive a crash.
+
+    from checkpoint import load_policy, save_checkpoint, choose_resume, load_trainer_state
+    model = load_policy("Qwen/Qwen2.5-1.5B-Instruct", device, shard=ddp, mixed_precision=True)
+    save_checkpoint(out_dir, step, model, tok, opt, {"router": ..., "args": ...})   # every rank
+    ckpt = choose_resume(out_dir)                         # rank 0: the newest readable ckpt-STEP/
+
+out_dir holds metrics.jsonl and router.jsonl (one JSON object per step / router update),
+calibration.json, sft/ (the warm-started policy) and ckpt-STEP/: a Hugging Face model directory
+(config, safetensors, tokenizer) plus trainer_state.pt.
+
+Decisions:
+1. Rank 0 writes; every rank takes part in gathering the full model and optimizer state (FSDP2
+   collectives). trainer_state.pt holds the step, the optimizer, the caller's state (router, args)
+   and every rank's RNG: what an exact resume needs. Resume needs the same world size.
+2. Atomic: a directory is written under .tmp-NAME, then renamed. A write that fails (disk full,
+   read-only directory) removes its temporary directory, leaves the previous checkpoint and the
+   logs as they were, and raises CheckpointError naming the directory and the cause, on every rank.
+3. trainer_state.pt holds tensors and plain containers only and is read with weights_only=True:
+   a checkpoint from someone else cannot run code on load; one that tries is refused.
+4. Resume takes the newest ckpt-STEP/ with a trainer_state.pt; one that cannot be read (a truncated
+   safetensors file or trainer_state.pt) is renamed ckpt-STEP.broken (never deleted) with a warning,
+   and the previous one is tried.
+5. Logs: a half-written last line (a crash mid-write) is dropped with a warning; on resume, lines
+   after the checkpoint's step are dropped too (they are written again).
+6. A fresh run never writes over another run's files (checkpoints, logs, warm start): it refuses.
+7. A resume continues the same run: the world size and the settings that define the run (RUN_SETTINGS:
+   model, data, seed, group size, prompts per step, router, calibration, language request) must be
+   the checkpoint's; others (learning rate, max_steps, ...) may change. `force` overrides the check.
+"""
+import glob
+import json
+import os
+import pickle
+import shutil
+import struct
+
+import torch
+import torch.distributed as dist
+
+from data.records import read_jsonl
+from grpo import all_gather, full_state_dict, shard_model
+
+RUN_FILES = ("metrics.jsonl", "router.jsonl", "sft")          # what a fresh run must not overwrite
+RUN_SETTINGS = ("model", "encoder", "tiny", "train_file", "seed", "K", "K_on", "prompts_per_step",  # Decision 7
+                "router_mode", "router_update", "tau", "eps", "no_anneal", "alpha", "update_every",
+                "bucket_norm", "priors", "calibration", "lang_prompt", "temperature")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be written or read; the message names the directory and the cause."""
+
+
+def load_policy(path: str, device, *, train: bool = True, shard: bool = False,
+                mixed_precision: bool = False):
+    """A causal LM in fp32 (the master weights) on `device`, FSDP2-sharded when `shard`; with
+    `mixed_precision` its forward and backward compute in bf16, gradients reduce in fp32."""
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+    model.requires_grad_(train)
+    if shard:
+        shard_model(model, mixed_precision=mixed_precision)
+    return model
+
+
+def save_model_dir(path: str, model, tok, state_dict: dict, trainer_state: dict | None = None) -> None:
+    """Rank 0: the model directory (and trainer_state.pt) at `path`, atomically (Decision 2)."""
+    tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp, state_dict=state_dict)
+        tok.save_pretrained(tmp)
+        if trainer_state is not None:
+            torch.save(trainer_state, os.path.join(tmp, "trainer_state.pt"))
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    except Exception as e:            # OSError, torch.save's RuntimeError, safetensors' SafetensorError
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"cannot write {path}: {str(e).strip().splitlines()[0]}") from None
+
+
+def save_policy(path: str, model, tok, group=None) -> None:
+    """The model directory at `path` (rank 0 writes, atomically). Collective: every rank calls it."""
+    sd = full_state_dict(model)
+    error = None
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        try:
+            save_model_dir(path, model, tok, sd)
+        except CheckpointError as e:
+            error = str(e)
+    if error := all_gather(error, group)[0]:
+        raise CheckpointError(error)
+
+
+def save_checkpoint(out_dir: str, step: int, model, tok, opt, state: dict, group=None) -> None:
+    """ckpt-STEP/: model + trainer_state.pt {step, optimizer, rng, world, **state}. Collective;
+    `group` is the process group that waits for rank 0's write (one with a long timeout)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+    sd = full_state_dict(model)
+    osd = get_optimizer_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    rng = all_gather({"cpu": torch.get_rng_state(),
+                      "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None})
+    error = None
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        try:
+            save_model_dir(os.path.join(out_dir, f"ckpt-{step}"), model, tok, sd,
+                           {"step": step, "optimizer": osd, "rng": rng, "world": len(rng), **state})
+        except CheckpointError as e:
+            error = str(e)
+    if error := all_gather(error, group)[0]:               # every rank learns rank 0's outcome
+        raise CheckpointError(error)
+
+
+# ----------------------------------------------------------------------------- resume
+
+def checkpoints(out_dir: str) -> list[tuple[int, str]]:
+    """[(step, directory)] of the complete checkpoints (with trainer_state.pt), oldest first."""
+    found = []
+    for f in glob.glob(os.path.join(out_dir, "ckpt-*", "trainer_state.pt")):
+        name = os.path.basename(os.path.dirname(f))
+        if name[5:].isdigit():
+            found.append((int(name[5:]), os.path.dirname(f)))
+    return sorted(found)
+
+
+def _safetensors_complete(path: str) -> None:
+    """Raise unless the file is as long as its header says (a truncated write is not)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{path}: truncated ({size} bytes)")
+        n = struct.unpack("<Q", head)[0]
+        try:
+            header = json.loads(f.read(n))
+        except (ValueError, UnicodeDecodeError):
+            raise CheckpointError(f"{path}: truncated or corrupt header") from None
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if size != 8 + n + end:
+        raise CheckpointError(f"{path}: {size} bytes, its header needs {8 + n + end} (truncated)")
+
+
+def load_trainer_state(ckpt_dir: str) -> dict:
+    """trainer_state.pt of a checkpoint, without running code (Decision 3); errors name the file."""
+    path = os.path.join(ckpt_dir, "trainer_state.pt")
+    try:
+        return torch.load(path, weights_only=True, mmap=True)
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" in str(e):
+            raise SystemExit(f"{path}: refusing to load: it holds objects beyond tensors and plain "
+                             "containers, and unpickling them would run code. This trainer never "
+                             "writes such a file; do not resume from it.") from None
+        raise CheckpointError(f"{path}: unreadable ({str(e).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{path}: unreadable ({str(e).splitlines()[0]})") from None
+
+
+def choose_resume(out_dir: str, log=print) -> str | None:
+    """Rank 0: the newest checkpoint that reads back (Decision 4), broken ones renamed aside."""
+    for step, ckpt in reversed(checkpoints(out_dir)):
+        try:
+            for f in sorted(glob.glob(os.path.join(ckpt, "*.safetensors"))):
+                _safetensors_complete(f)
+            load_trainer_state(ckpt)
+            return ckpt
+        except CheckpointError as e:
+            aside = ckpt + ".broken"
+            os.replace(ckpt, aside)
+            log(f"warning: {e}; moved it to {aside} and trying the previous checkpoint")
+    return None
+
+
+def restore(state: dict, model, opt, rank: int) -> int:
+    """Load a trainer_state into the (sharded) model's optimizer and this rank's RNG; -> the step."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+    set_optimizer_state_dict(model, opt, optim_state_dict=state["optimizer"],
+                             options=StateDictOptions(full_state_dict=True))
+    torch.set_rng_state(state["rng"][rank]["cpu"])
+    if torch.cuda.is_available() and state["rng"][rank]["cuda"] is not None:
+        torch.cuda.set_rng_state(state["rng"][rank]["cuda"])
+    return state["step"]
+
+
+def changed_settings(saved: dict, now: dict, keys=RUN_SETTINGS) -> list[str]:
+    """'--key saved -> now' for every setting in `keys` that differs from the checkpoint's."""
+    return [f"--{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in keys if saved.get(k) != now.get(k)]
+
+
+def open_run(out_dir: str, resume: bool, settings: dict, force: bool = False, log=print):
+    """(checkpoint directory, its trainer state) to resume from, or (None, None) for a fresh start;
+    SystemExit when a fresh run would overwrite another run's files, or the checkpoint belongs to
+    another run (Decisions 4, 6, 7). Collective: rank 0 picks, every rank reads."""
+    rank0 = not dist.is_initialized() or dist.get_rank() == 0
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    if not resume:
+        if why := refuse_overwrite(out_dir):
+            raise SystemExit(f"{why}: pass --resume auto to continue it, or choose another --out_dir")
+        return None, None
+    ckpt = all_gather(choose_resume(out_dir, log) if rank0 else None)[0]
+    if ckpt is None:
+        log(f"no checkpoint in {out_dir}: starting at step 0")
+        return None, None
+    state = load_trainer_state(ckpt)
+    if state["world"] != world:
+        raise SystemExit(f"{ckpt} was written by {state['world']} ranks; exact resume needs the same world size")
+    if (diff := changed_settings(state["args"], settings)) and not force:
+        raise SystemExit(f"{ckpt} was written with other settings: {'; '.join(diff)} (--resume_force to resume anyway)")
+    return ckpt, state
+
+
+def refuse_overwrite(out_dir: str) -> str | None:
+    """Why a fresh run may not start in out_dir (Decision 6), or None."""
+    ckpts = checkpoints(out_dir)
+    if ckpts:
+        return f"{out_dir} holds checkpoints of an earlier run (newest {ckpts[-1][1]})"
+    for name in RUN_FILES:
+        path = os.path.join(out_dir, name)
+        if os.path.isdir(path) or (os.path.isfile(path) and os.path.getsize(path) > 0):
+            return f"{out_dir} holds {name} of an earlier run"
+    return None
+
+
+# ----------------------------------------------------------------------------- logs
+
+def read_log(path: str, log=print) -> list[dict]:
+    """The rows of a JSON Lines log; a half-written last line is dropped with a warning (Decision 5),
+    any other bad line is an error naming the file and line."""
+    return [row for _, row in read_jsonl(path, partial_tail=lambda msg: log(f"warning: {msg}"))]
+
+
+def start_logs(out_dir: str, step: int, first: dict, log=print) -> tuple[str, str]:
+    """Rank 0: metrics.jsonl and router.jsonl holding steps 1..step (a resumed run writes the later
+    ones again); a fresh router.jsonl starts with `first`, the initial router. -> their paths."""
+    paths = tuple(os.path.join(out_dir, f) for f in ("metrics.jsonl", "router.jsonl"))
+    for path in paths:
+        truncate_log(path, step, log)
+    if not step:
+        with open(paths[1], "a", encoding="utf-8") as f:
+            f.write(json.dumps(first) + "\n")
+    return paths
+
+
+def truncate_log(path: str, step: int, log=print) -> None:
+    """Keep the rows up to `step` (a resumed run writes the later ones again; step 0: none),
+    atomically; the file exists afterwards."""
+    rows = [r for r in read_log(path, log) if r["step"] <= step] if step and os.path.exists(path) else []
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    os.replace(path + ".tmp", path)

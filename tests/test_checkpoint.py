@@ -1,0 +1,125 @@
+"""Resume survives what users meet: broken checkpoints fall back, half-written log lines are dropped,
+changed settings are refused, a run's files are never overwritten, a failed write loses nothing,
+and a checkpoint cannot run code on load."""
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import ROOT
+
+BASE = ["--tiny", "--sft_steps", "0", "--save_every", "2", "--update_every", "2"]
+
+
+def lrpo(out, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "lrpo.py", *BASE, "--out_dir", str(out), *flags], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT})
+
+
+def rows(path) -> list[dict]:
+    return [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A 4-step run with ckpt-2 and ckpt-4, built once; tests work on copies."""
+    out = tmp_path_factory.mktemp("run") / "out"
+    proc = lrpo(out, "--max_steps", "4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    return out
+
+
+@pytest.mark.parametrize("victim", ["model.safetensors", "trainer_state.pt"])
+def test_unreadable_newest_checkpoint_falls_back_to_the_previous(run_copy, victim):
+    path = run_copy / "ckpt-4" / victim
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    proc = lrpo(run_copy, "--max_steps", "5", "--resume", "auto")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{path}" in proc.stdout and "trying the previous checkpoint" in proc.stdout, proc.stdout[-3000:]
+    assert "resumed from" in proc.stdout and "ckpt-2 at step 2" in proc.stdout
+    assert (run_copy / "ckpt-4.broken" / victim).exists()          # set aside, never deleted
+    assert [r["step"] for r in rows(run_copy / "metrics.jsonl")] == [1, 2, 3, 4, 5]
+
+
+def test_half_written_log_line_is_dropped_on_resume(run_copy):
+    with open(run_copy / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"step": 5, "reward": 0.')                          # a crash mid-write
+    proc = lrpo(run_copy, "--max_steps", "5", "--resume", "auto")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "dropped a half-written last line" in proc.stdout, proc.stdout[-3000:]
+    assert [r["step"] for r in rows(run_copy / "metrics.jsonl")] == [1, 2, 3, 4, 5]
+
+
+def test_changed_settings_are_refused_unless_forced(run_copy):
+    proc = lrpo(run_copy, "--max_steps", "5", "--resume", "auto", "--K", "4")
+    assert proc.returncode != 0 and "--K 8 -> 4" in proc.stderr and "--resume_force" in proc.stderr, proc.stderr[-2000:]
+    proc = lrpo(run_copy, "--max_steps", "5", "--resume", "auto", "--lr", "1e-4")   # not run-defining
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = lrpo(run_copy, "--max_steps", "6", "--resume", "auto", "--K", "4", "--resume_force")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_fresh_run_never_overwrites_a_runs_logs(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 1, "reward": 0.5}\n')   # died before its first save
+    proc = lrpo(out, "--max_steps", "2")
+    assert proc.returncode != 0 and "holds metrics.jsonl of an earlier run" in proc.stderr, proc.stderr[-2000:]
+    assert (out / "metrics.jsonl").read_text() == '{"step": 1, "reward": 0.5}\n'
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['LRPO_TEST_MARKER']}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(run_copy, tmp_path, monkeypatch):
+    marker = tmp_path / "code-ran"
+    monkeypatch.setenv("LRPO_TEST_MARKER", str(marker))
+    state = torch.load(run_copy / "ckpt-4" / "trainer_state.pt", weights_only=True)
+    torch.save({**state, "extra": Payload()}, run_copy / "ckpt-4" / "trainer_state.pt")
+    proc = lrpo(run_copy, "--max_steps", "5", "--resume", "auto")
+    assert proc.returncode != 0 and "refusing to load" in proc.stderr, proc.stderr[-2000:]
+    assert not marker.exists()                                       # the payload never ran
+    assert "Traceback" not in proc.stderr
+
+
+def test_failed_checkpoint_write_loses_nothing(run_copy):
+    """A write that fails (here a file-size limit put on the running job once it trains: EFBIG, as a
+    full disk gives ENOSPC) exits with one line naming the directory; ckpt-4 and the logs stay; no
+    temporary directory is left."""
+    before = sorted(os.listdir(run_copy))
+    job = subprocess.Popen([sys.executable, "lrpo.py", *BASE, "--out_dir", str(run_copy), "--max_steps", "8",
+                            "--save_every", "4", "--resume", "auto"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT})
+    try:
+        while len(rows(run_copy / "metrics.jsonl")) < 5:         # resumed and trained step 5
+            assert job.poll() is None, job.stderr.read()[-3000:]
+            time.sleep(0.1)
+        resource.prlimit(job.pid, resource.RLIMIT_FSIZE, (200_000, 200_000))   # model.safetensors: 3 MB
+        code, err = job.wait(timeout=240), job.stderr.read()
+    finally:
+        job.kill()
+    assert code != 0, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert "cannot write" in last and "ckpt-8" in last and "intact" in last, err[-3000:]
+    assert sorted(os.listdir(run_copy)) == before                   # no .tmp-ckpt-8, nothing new
+    assert [r["step"] for r in rows(run_copy / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6, 7, 8]
+    from transformers import AutoModelForCausalLM
+    AutoModelForCausalLM.from_pretrained(run_copy / "ckpt-4")        # the previous one still loads
