@@ -68,7 +68,7 @@ from itertools import combinations_with_replacement
 
 import torch
 
-from data.records import RecordError, read_jsonl
+from data.records import RecordError, check_model, read_jsonl
 
 MODES = ("mean", "quantile", "none")
 FORMAT = "lrpo-calibration/1"
@@ -304,7 +304,6 @@ def release_table(encoder: str) -> CalibrationTable | None:
 
 
 # --- Offline: the builder --------------------------------------------------------------------
-
 def build_table(records: list[dict], encoder, n_equiv: int = 30, n_mismatch: int = 10,
                 n_hard: int = 2, seed: int = 0, n_quantiles: int = 101, ub_q: float = 0.95,
                 progress: bool = False) -> CalibrationTable:
@@ -404,6 +403,7 @@ def main(argv: list[str] | None = None) -> CalibrationTable:
             table.meta.update(encoder=args.encoder)
         else:
             records = load_parallel(args.parallel, LANGUAGES)
+            check_model(args.encoder)
             encoder = Encoder(args.encoder, device=args.device, batch_size=args.batch_size)
             table = build_table(records, encoder, args.n_equiv, args.n_mismatch, args.n_hard,
                                 args.seed, progress=True)

@@ -1,9 +1,11 @@
 """
-Multilingual evaluation (SPEC §6): mGSM, multiple choice (Global-MMLU-Lite, INCLUDE-lite) and open
-regional QA (CARE / CARE-pro) of any Hugging Face causal LM, printed as the paper's per-language table.
+Multilingual evaluation (paper §4, Appendix C.2): mGSM, multiple choice (Global-MMLU-Lite,
+INCLUDE-lite) and open regional QA (CARE / CARE-pro) of any Hugging Face causal LM, printed as the
+paper's per-language table.
 
     python eval.py --model out/ckpt --task mgsm --data data/sample/eval/mgsm.jsonl --out results.json
     python eval.py --model out/ckpt --suite data/sample/eval/suite.json --out results.json
+    python eval.py --model out/ckpt --suite ... --judge openai/gpt-oss-20b --judge_max_new_tokens 1024
     torchrun --standalone --nproc_per_node=8 eval.py --model out/ckpt --suite ... --out results.json
 
 Under torchrun the items are split across ranks and gathered on rank 0, which writes results.json
@@ -17,18 +19,25 @@ Decisions:
    (default special tokens, no chat template) and the letter whose continuation " A".." D",
    tok(prompt + " A")[len(tok(prompt)):], has the highest summed log-likelihood. `--mc_mode
    generate` asks the same prompt through the chat template and reads it with `extract_choice`.
-3. mGSM: the first number after the *last* answer word ("Answer", "Antwort", "答案", ...: the
-   item's language and English) that stands alone and is followed by ':' or the number, maybe after
-   a copula and markup ("is: ", "是", "は **$"; not "beantworten", "To answer this"), else the last
-   number. Unicode digits, thousands and decimal separators are read as data/eval_sets.py says, and
-   compared in canonical form ("18.0" == "18").
+3. Answers are read by data/eval_sets.py (its Decisions 4 and 6): mGSM's number after the last
+   answer word, in the canonical form of the gold ("18.0" == "18"); a generated choice's letter.
 4. Open QA with `--judge`: a local chat model grades greedily with the CARE-pro rubric of the
-   paper's Fig. 7 (examples shortened; 1 for CORRECT only) or the CARE 1-10 rating (rating / 10).
-   A reply that cannot be parsed scores 0 and is counted.
+   paper's Fig. 7 (examples shortened; 1 for CORRECT only, Appendix B.3) or the CARE 1-10 rating
+   (rating / 10, Appendix C.2), in up to `--judge_max_new_tokens` (512: room for a reasoning
+   judge's trace). The verdict is read from the final answer: `<think>..</think>` blocks removed
+   (an unclosed one runs to the end; a trace whose opening tag sat in the prompt ends at the last
+   `</think>`), of gpt-oss's channels only the last `final` one; then the last grade stated counts
+   (a grade name, or a letter A-D standing alone; for CARE, the number after the last "Rating:").
+   A reply without a verdict (e.g. a trace cut off by the token limit) scores 0 and is counted as
+   `judge_unparsed`, in the table row's label, the printed counters and results.json (each item
+   keeps `judge_reply`). Scored 0, not left out: only a CORRECT verdict counts as correct in
+   CARE-pro, and leaving items out would make a model's score depend on which of its answers the
+   judge failed to read, with a different denominator per model.
 5. Open QA without a judge: a *proxy*, reward.compute_rewards' r_qual * r_lang against the gold
    answer (calibrated with `--calib`, raw similarity without), labelled "proxy" wherever printed.
-   A language outside the router's 15 has no calibration pair (raw similarity, counted in
-   `missing_pairs`); its gate runs py3langid restricted to the router's languages plus it.
+   Language ID is reward.py's, expecting the router's languages plus the item's own, so an item in
+   a language outside the 15 (e.g. Swahili) gets gate 1 for an answer in it. Such a language has
+   no calibration pair: raw similarity, counted in `missing_pairs` when a table is given.
 6. Languages are names or codes, normalised by data/eval_sets.py (unseen ones are welcome). Seen =
    the 14 training languages (the router's 15 minus English) unless `--seen` says otherwise.
 7. Scores are percentages. A task's Avg is the macro mean over its languages, as in the paper's
@@ -47,62 +56,17 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from calibrate import CalibrationTable
-from data.eval_sets import (LETTERS, MC_MODES, METRICS, NUMBER, TASKS, canonical_number, last_number, lid,
-                            load_items, load_suite, normalise_lang, to_ascii)
-from reward import LANGUAGES, Encoder, clean_for_lid, compute_rewards
+from data.eval_sets import (LETTERS, MC_MODES, METRICS, TASKS, extract_choice, extract_number, load_items,
+                            load_suite, normalise_lang)
+from data.records import RecordError, check_model
+from reward import LANGUAGES, Encoder, compute_rewards
 
-# --- answer extraction ----------------------------------------------------------------------------
-
-ANSWER_WORDS = {
-    "en": ["answer"], "de": ["antwort"], "es": ["respuesta"], "fr": ["réponse"], "it": ["risposta"],
-    "pt": ["resposta"], "nl": ["antwoord"], "pl": ["odpowiedź"], "id": ["jawaban"],
-    "vi": ["câu trả lời", "đáp án"], "ru": ["ответ"], "ar": ["الإجابة", "الجواب"], "zh": ["答案"],
-    "ja": ["答え"], "ko": ["정답", "답변", "답"], "bn": ["উত্তর"], "sw": ["jibu"], "te": ["సమాధానం"],
-    "th": ["คำตอบ"], "el": ["απάντηση"], "tr": ["cevap", "yanıt"], "hi": ["उत्तर"], "uk": ["відповідь"],
-}
-# between an answer word and its value: "correct", a copula, markup ("**", "$", "\boxed{", "(")
-QUALIFIER = r"(?:\s*(?:correct[aeo]?|corretta|đúng|الصحيحة|yang benar|sahihi))?"
-COPULA = r"is|ist|lautet|es|est|è|é|ni|adalah|là|是|为|為|は|은|는|이|هي|คือ|—|–|="
-MARKUP = r"(?:\s|\*|_|\$|€|£|¥|\\boxed\{|\\\(|[(\[{])*"
-CHOICE_WORDS = ["option", "choice", "正解", "選択肢", "选项"]                  # extract_choice only
-UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")  # Thai, kana, Han, Hangul
-
-
-def answer_marker(words) -> str:
-    """Regex: an answer word (a spaced script's word standing alone), an optional copula, then ':'."""
-    alts = "|".join(re.escape(w) if UNSPACED.search(w) else rf"(?<!\w){re.escape(w)}(?!\w)"
-                    for w in sorted(words, key=len, reverse=True))
-    return rf"(?i:(?:{alts}){QUALIFIER}{MARKUP}(?:(?:{COPULA}){MARKUP})?)"
-
-
-def extract_number(text: str, lang: str) -> str | None:
-    """mGSM's predicted answer (Decision 3) as a canonical string, or None when there is no number."""
-    text = to_ascii(text)
-    words = set(ANSWER_WORDS.get(lang, sum(ANSWER_WORDS.values(), [])) + ANSWER_WORDS["en"])
-    after = [m.end() for m in re.finditer(answer_marker(words) + r"(?::|(?=-?\d))", text)]
-    if after and (m := NUMBER.search(text, after[-1])):
-        return canonical_number(m)
-    return last_number(text)
-
-
-def extract_choice(text: str) -> str | None:
-    """The letter A-D after an answer word, else a marked one ("(B)", "C.", "**D**"), else a lone one."""
-    text = to_ascii(text)
-    marker = answer_marker([w for ws in ANSWER_WORDS.values() for w in ws] + CHOICE_WORDS)
-    # after an answer word a lower-case letter counts too, unless a word follows ("is a dog")
-    for pattern in (rf"{marker}:?{MARKUP}(?:([A-D])|([a-d])(?!\s+\w))(?![A-Za-z])",
-                    r"[(\[]([A-D])[)\]]|\*\*([A-D])\*\*|(?<!\w)([A-D])[.):](?!\w)", r"^\W*([A-D])\W*$"):
-        if m := re.search(pattern, text):
-            return next(g for g in m.groups() if g).upper()
-    return None
-
+# --- prompts and model calls ----------------------------------------------------------------------
 
 def mc_prompt(item: dict) -> str:
     options = "\n".join(f"{L}. {c}" for L, c in zip(LETTERS, item["choices"]))
     return f"{item['question'].strip()}\n{options}\nAnswer:"
 
-
-# --- model calls ----------------------------------------------------------------------------------
 
 def load_model(name_or_path: str, device: torch.device):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -123,8 +87,9 @@ def chat(tok, text: str) -> str:
 
 @torch.no_grad()
 def generate(model, tok, prompts: list[str], max_new_tokens: int, batch_size: int,
-             desc: str = "generate", show: bool = True) -> list[str]:
-    """Greedy completions of chat-templated prompts, batched longest first, left-padded."""
+             desc: str = "generate", show: bool = True, keep_special: bool = False) -> list[str]:
+    """Greedy completions of chat-templated prompts, batched longest first, left-padded;
+    `keep_special` keeps special tokens but the padding (a judge's channel markers, Decision 4)."""
     from transformers import GenerationConfig
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
                               eos_token_id=model.generation_config.eos_token_id or tok.eos_token_id)
@@ -134,9 +99,9 @@ def generate(model, tok, prompts: list[str], max_new_tokens: int, batch_size: in
         enc = tok([prompts[i] for i in rows], return_tensors="pt", padding=True,
                   add_special_tokens=False).to(model.device)
         ids = model.generate(**enc, generation_config=config)                # (B, T + new)
-        texts = tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        texts = tok.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=not keep_special)
         for i, t in zip(rows, texts):
-            out[i] = t.strip()
+            out[i] = (t.replace(tok.pad_token, "") if keep_special else t).strip()
     return out
 
 
@@ -198,21 +163,41 @@ Reference answer: {target}
 Response: {predicted}
 Reply only with "Rating: N", where N is an integer from 1 to 10."""
 VERDICTS = ("CORRECT", "CORRECT_BUT_WRONG_LANGUAGE", "INCORRECT", "NOT_ATTEMPTED")
+THINK = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", re.DOTALL | re.IGNORECASE)
+THINK_END = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
+FINAL_CHANNEL = re.compile(r"<\|channel\|>\s*final\b.*?<\|message\|>", re.DOTALL)   # gpt-oss harmony
+SPECIAL = re.compile(r"<\|[^<>|]{1,40}\|>")                     # leftovers: <|return|>, <|im_end|>, ...
+# a grade name (any case, spaces for underscores), or a capital letter A-D standing alone ("A" not
+# as the article of a following lower-case word); the last one stated counts
+GRADE = re.compile(r"(?<![A-Za-z0-9])(?:(?i:(CORRECT[\s_]+BUT[\s_]+WRONG[\s_]+LANGUAGE|NOT[\s_]+ATTEMPTED"
+                   r"|INCORRECT|CORRECT))|([B-D]|A(?!\s+[a-z])))(?![A-Za-z0-9'])")
+
+
+def final_answer(reply: str, special_tokens=()) -> str:
+    """A judge's final answer (Decision 4): reasoning removed, then the special tokens."""
+    if "<|channel|>" in reply:                          # harmony: only the final channel answers
+        parts = FINAL_CHANNEL.split(reply)
+        reply = parts[-1] if len(parts) > 1 else ""
+    elif m := re.match(r"\s*analysis.*assistantfinal", reply, re.DOTALL):
+        reply = reply[m.end():]                         # harmony decoded without its special tokens
+    reply = THINK_END.split(THINK.sub("", reply))[-1]   # "..</think>": the trace was opened in the prompt
+    for t in special_tokens:
+        reply = reply.replace(t, "")
+    return SPECIAL.sub("", reply).strip()
 
 
 def parse_verdict(reply: str) -> str | None:
-    """A CARE-pro grade from a judge reply: a grade name, else a leading letter A-D; else None."""
-    text = reply.strip().upper()
-    for v in sorted(VERDICTS, key=len, reverse=True):         # INCORRECT is tried before CORRECT
-        if v in text.replace(" ", "_"):
-            return v
-    m = re.match(r"\W*([A-D])(?![A-Z])", text)
-    return VERDICTS[LETTERS.index(m.group(1))] if m else None
+    """The last CARE-pro grade stated in a judge's final answer (a name or a letter A-D); else None."""
+    grades = list(GRADE.finditer(reply))
+    if not grades:
+        return None
+    name, letter = grades[-1].groups()
+    return re.sub(r"[\s_]+", "_", name.upper()) if name else VERDICTS[LETTERS.index(letter)]
 
 
 def parse_rating(reply: str) -> int | None:
-    """A CARE 1-10 rating: the first integer 1..10 after "Rating:" (or anywhere); else None."""
-    m = re.search(r"(?<!\d)(10|[1-9])(?!\d)", reply.split("Rating:")[-1])
+    """A CARE 1-10 rating: the first integer 1..10 after the last "Rating:" (or anywhere); else None."""
+    m = re.search(r"(?<!\d)(10|[1-9])(?!\d)", re.split(r"(?i)rating\s*:", reply)[-1])
     return int(m.group(1)) if m else None
 
 
@@ -222,39 +207,35 @@ JUDGES = {  # --open_metric: (prompt template, reply parser, grade -> score in [
 assert tuple(JUDGES) == METRICS, "one judge per metric of data/eval_sets.py"
 
 
-def judge_items(items: list[dict], judge, judge_tok, metric: str, batch_size: int, show: bool) -> Counter:
-    """Decision 4: grade each item's `output` against its gold answer."""
+def judge_items(items: list[dict], judge, judge_tok, metric: str, max_new_tokens: int, batch_size: int,
+                show: bool) -> Counter:
+    """Decision 4: grade each item's `output` against its gold answer; a reply without a verdict
+    scores 0 and is counted."""
     template, parse, score, _ = JUDGES[metric]
     prompts = [chat(judge_tok, template.format(question=it["question"], target=it["gold"],
                                                predicted=it["output"])) for it in items]
-    replies = generate(judge, judge_tok, prompts, 16, batch_size, "judge", show)
+    replies = generate(judge, judge_tok, prompts, max_new_tokens, batch_size, "judge", show,
+                       keep_special=True)
     for it, reply in zip(items, replies):
-        grade = parse(reply)
+        grade = parse(final_answer(reply, judge_tok.all_special_tokens))
         it.update(judge_reply=reply, grade=grade, score=score(grade))
     return Counter(judge_unparsed=sum(it["grade"] is None for it in items))
 
 
 def proxy_items(items: list[dict], encoder: Encoder, table, mode: str) -> Counter:
     """Decision 5: score = r_qual * r_lang of each item's `output` against its gold answer."""
-    router = [it for it in items if it["lang"] in LANGUAGES]
-    other = [it for it in items if it["lang"] not in LANGUAGES]
-    counts = Counter()
-    if router:
-        langs = [it["lang"] for it in router]
-        r = compute_rewards([it["output"] for it in router], [it["gold"] for it in router], langs, langs,
-                            encoder, table, mode if table is not None else "none")
+    groups, counts = {}, Counter()
+    for it in items:                   # the router's languages together, each other one apart
+        groups.setdefault(None if it["lang"] in LANGUAGES else it["lang"], []).append(it)
+    for other, group in groups.items():
+        langs = [it["lang"] for it in group]
+        r = compute_rewards([it["output"] for it in group], [it["gold"] for it in group], langs, langs,
+                            encoder, table, mode if table is not None else "none",
+                            languages=LANGUAGES if other is None else LANGUAGES + [other])
         counts.update(missing_pairs=r["missing_pairs"], no_language=r["no_language"])
-        for it, s, g, q in zip(router, r["sim"].tolist(), r["r_lang"].tolist(), r["reward"].tolist()):
-            it.update(sim=s, r_lang=g, score=q)
-    if other:
-        sims = encoder.similarity([it["output"] for it in other], [it["gold"] for it in other])   # (N,)
-        for it, s in zip(other, sims.tolist()):
-            text = clean_for_lid(it["output"])
-            found = lid(tuple(sorted({*LANGUAGES, it["lang"]}))).classify(text)[0] \
-                if any(c.isalpha() for c in text) else None
-            r_lang, r_qual = float(found == it["lang"]), min(max((s + 1) / 2, 0.0), 1.0)  # SPEC §1.3
-            it.update(sim=s, r_lang=r_lang, score=r_qual * r_lang)
-            counts.update(missing_pairs=1, no_language=int(found is None))
+        for it, s, g, q, found in zip(group, r["sim"].tolist(), r["r_lang"].tolist(), r["reward"].tolist(),
+                                      r["detected"]):
+            it.update(sim=s, r_lang=g, score=q, detected=found)
     return counts
 
 
@@ -276,7 +257,8 @@ def run_task(spec: dict, items: list[dict], model, tok, args, extras: dict, show
             if task != "open":
                 it["pred"] = extract_number(out, it["lang"]) if task == "mgsm" else extract_choice(out)
     if task == "open" and "judge" in extras:
-        counts += judge_items(items, *extras["judge"], spec["metric"], args.batch_size, show)
+        counts += judge_items(items, *extras["judge"], spec["metric"], args.judge_max_new_tokens,
+                              args.batch_size, show)
     elif task == "open":
         counts += proxy_items(items, *extras["proxy"], args.calib_mode)
     else:                              # canonical numbers (Decision 3) and letters compare as strings
@@ -329,12 +311,13 @@ def task_specs(args) -> list[dict]:
              "mc_mode": args.mc_mode, **t} for t in tasks]
 
 
-def describe(spec: dict, args) -> tuple[str, str]:
-    """(table row label, what the score means) of one task."""
+def describe(spec: dict, args, counters: dict) -> tuple[str, str]:
+    """(table row label, what the score means) of one task; a judged task's label says how many
+    replies had no verdict (Decision 4)."""
     if spec["task"] != "open":
         return spec["name"], "accuracy %"
     if args.judge:
-        return spec["name"], JUDGES[spec["metric"]][3]
+        return f"{spec['name']} (judge, {counters['judge_unparsed']} unparsed)", JUDGES[spec["metric"]][3]
     calibrated = f"{args.calib_mode}-calibrated" if args.calib and args.calib_mode != "none" else "raw"
     return spec["name"] + " (proxy)", f"proxy: r_qual x r_lang vs gold, {calibrated} similarity"
 
@@ -343,7 +326,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="Hugging Face causal LM: hub name or directory")
     p.add_argument("--task", help=f"one of {', '.join(TASKS)} (with --data)")
-    p.add_argument("--data", help="JSON Lines file of the task (SPEC §6 fields)")
+    p.add_argument("--data", help="JSON Lines file of the task (fields: data/eval_sets.py)")
     p.add_argument("--suite", help="JSON {'seen': [...], 'tasks': [{'name', 'task', 'data', ...}]}")
     p.add_argument("--seen", default="", help="comma-separated seen languages (default: the 14 training ones)")
     p.add_argument("--out", default="results.json", help="per-item predictions and scores (rank 0)")
@@ -351,6 +334,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max_new_tokens", type=int, default=512, help="answer length: mgsm, open, mc generate")
     p.add_argument("--mc_mode", default="loglik", choices=MC_MODES, help="multiple-choice scoring")
     p.add_argument("--judge", help="local chat model grading open answers; without it, the proxy score")
+    p.add_argument("--judge_max_new_tokens", type=int, default=512,
+                   help="judge reply length: a reasoning judge's trace and its verdict (Decision 4)")
     p.add_argument("--open_metric", default="care_pro", choices=METRICS,
                    help="judge protocol: CARE-pro rubric accuracy, or CARE 1-10 rating x 10")
     p.add_argument("--encoder", default="jhu-clsp/mmBERT-small", help="the proxy's sentence encoder")
@@ -364,6 +349,9 @@ def main(argv=None) -> None:
     specs = task_specs(args)
     data = [load_items(s["data"], s["task"]) for s in specs]           # fail before loading a model
     seen = {normalise_lang(l, "--seen") for l in args.seen.split(",") if l} or set(LANGUAGES) - {"en"}
+    has_open = any(s["task"] == "open" for s in specs)
+    for name in [args.model] + ([args.judge or args.encoder] if has_open else []):
+        check_model(name)                                                 # a typo fails now, not after a hub retry
 
     # distributed: one process per device under torchrun, else one CPU / GPU process
     ddp = int(os.environ.get("RANK", -1)) != -1
@@ -376,7 +364,7 @@ def main(argv=None) -> None:
         dist.init_process_group("nccl" if cuda else "gloo")
 
     model, tok = load_model(args.model, device)
-    extras, has_open = {}, any(s["task"] == "open" for s in specs)
+    extras = {}
     if has_open and args.judge:
         extras["judge"] = load_model(args.judge, device)
     elif has_open:
@@ -391,10 +379,12 @@ def main(argv=None) -> None:
         if ddp:
             dist.all_gather_object(parts, (mine, counts))
         merged = sorted((it for part, _ in parts for it in part), key=lambda it: it["index"])
-        label, metric = describe(spec, args)
+        counters = dict(sum((c for _, c in parts), Counter()))
+        if spec["task"] == "open" and args.judge:
+            counters.setdefault("judge_unparsed", 0)                   # Decision 4: reported even when 0
+        label, metric = describe(spec, args, counters)
         results.append({"name": spec["name"], "label": label, "task": spec["task"], "data": spec["data"],
-                        "metric": metric, "counters": dict(sum((c for _, c in parts), Counter())),
-                        **summarise(merged, seen), "items": merged})
+                        "metric": metric, "counters": counters, **summarise(merged, seen), "items": merged})
     if rank == 0:
         table, total = format_table(results)
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -404,10 +394,16 @@ def main(argv=None) -> None:
         print(table)
         for t in results:
             print(f"{t['label']}: {t['metric']}; items per language {t['n']}; counters {t['counters']}")
+            if t["counters"].get("judge_unparsed"):
+                print(f"{t['name']}: {t['counters']['judge_unparsed']} judge replies had no verdict and score 0 "
+                      f"(judge_reply in {args.out}); a reasoning judge may need a larger --judge_max_new_tokens")
     if ddp:
         dist.barrier()
         dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RecordError as e:                   # bad input (a file, a field, a model name): one line
+        raise SystemExit(f"eval.py: {e}")

@@ -1,5 +1,5 @@
 """
-LRPO's reward for one rollout (SPEC §1 step 3): r = r_qual(y) * r_lang(y).
+LRPO's reward for one rollout (paper §3.2, Eq. 4-5): r = r_qual(y) * r_lang(y).
 
     from reward import Encoder, compute_rewards, LANGUAGES
     from calibrate import CalibrationTable
@@ -13,27 +13,49 @@ LRPO's reward for one rollout (SPEC §1 step 3): r = r_qual(y) * r_lang(y).
   by the table's `calibrate` method (Eq. 2 mean, Eq. 3 quantile, or none), then mapped to [0, 1].
   reward.py imports nothing of the project: any object with calibrate.CalibrationTable's
   `calibrate(scores, ref_langs, out_langs, mode, lam, k, ub) -> (cal, missing)` serves as `table`.
-- r_lang: 1 if the language identified in y is the rollout's target language, else 0.
+- r_lang (Eq. 4): 1 if the language identified in y is the rollout's target language, else 0.
 
 Decisions:
 1. E(.) is attention-masked mean pooling of `last_hidden_state`, then L2 normalisation, computed
-   in float32 whatever the model dtype (bf16 on CUDA by default, fp32 on CPU). Batches are right
-   padded (pooling ignores pads; the position ids of real tokens stay 0..T-1) and texts are sorted
-   by token count, so a batch holds texts of similar length and little padding.
+   in float32. The encoder runs in float32 by default on every device, as the authors' release
+   does: equivalent pairs score 0.93-0.997, where bf16's ~3 significant digits cost resolution
+   (`dtype=torch.bfloat16` stays available; `python bench.py reward` prints the drift). Batches
+   are right padded (pooling ignores pads; the position ids of real tokens stay 0..T-1) and texts
+   are sorted by token count, so a batch holds texts of similar length and little padding.
 2. A text with no tokens (an empty response) gets the zero vector, so its cosine with anything is 0;
    it is never run through the model (an all-padding row has nothing to attend to).
 3. Embeddings and rewards are returned on the CPU as float32: they are per-rollout scalars that
    the trainer logs, all-reduces or moves as it likes.
 4. Identical references are embedded once: the K rollouts of a prompt share one reference.
-5. Language ID is py3langid restricted to the router's languages (measured 100% on full sentences,
-   ~46 us each, offline). Input: fenced code blocks removed, whitespace collapsed. "No language"
-   (None, gate 0) when the text is empty, when under 5% of its characters are letters or digits,
-   or when it has no letter at all (digits alone carry no language).
-6. Mean and none calibration give a score in [-1, 1]: r_qual = clamp((cal + 1) / 2, 0, 1)
-   (SPEC §1.3). Quantile calibration is already in [0, 1]; a row whose pair is missing from the
-   table falls back to the raw score, mapped like the mean case, and is counted.
+5. Language ID is py3langid over its whole language set (`lid_languages()`, 136 codes, offline),
+   so text in a language the router never asks for (Swedish, Ukrainian, Catalan, Hindi, ...) gets
+   gate 0, as the release's fastText lid.176 answers "other" for it. Input: fenced code blocks
+   removed, whitespace collapsed. "No language" (None, gate 0) when the text is empty, when under
+   5% of its characters are letters or digits, when it has no letter at all (digits alone carry no
+   language), when py3langid finds no n-gram of any language in it ("OK", "Hi"), or when its
+   "zxx" (no linguistic content) wins.
+6. Mean and none calibration give a score in [-1, 1]: r_qual = clamp((cal + 1) / 2, 0, 1), so
+   the reward of Eq. 5 lies in [0, 1]. Quantile calibration (Eq. 3) is already in [0, 1]; a row
+   whose pair is missing from the table falls back to the raw score, mapped like the mean case,
+   and is counted.
 7. Language codes are checked against `languages` up front: a typo fails with the valid list
    instead of silently gating every rollout to 0.
+8. Close neighbours. Over the full set, py3langid names Standard Chinese "wuu" (Wu) and Standard
+   Arabic "ary" (Moroccan), and it reads short questions as a neighbour of their language ("Hoe
+   ontstaat onweer?" af, "Чем знаменит город Самарканд?" mk, "Apa itu ibadah haji dan kapan
+   pelaksanaannya?" ms). Two rules, measured on tests/test_reward.py's sets and data/sample/:
+   (a) FOLDED: wuu -> zh, ary and arz -> ar, regional varieties written in the standard script of
+   a router language (the same ISO 639-3 macrolanguage); Standard Chinese scored up to 13.2 above
+   zh as wuu. Cantonese (yue, its own characters) stays apart: no Mandarin text came within 16.
+   (b) PRIOR: the languages the caller expects (`languages`, the router's 15 by default) get +10
+   on py3langid's log score, a prior that a response is in a language that was asked for; the
+   margin another language needs is fixed while its evidence grows with the text's length.
+   Router-language texts needed at most 8.0 (the Indonesian question above, 45 characters, vs ms).
+   Sentences of 50-110 characters in 17 other languages beat their nearest router language by at
+   least 19 (bg/ru; gl/pt 25, af/nl 31, ca/es 42, uk/ru 44), Cantonese clauses of 16-24 characters
+   beat zh by 11.6 or more. Malay is the exception (the same macrolanguage as Indonesian, which
+   py3langid barely separates: 0-25): 4 of its 6 sentences pass as Indonesian. Measured: 90/90
+   router-language sentences right, 110/114 (96.5%) sentences of 19 other languages gated 0.
 """
 import re
 from functools import lru_cache
@@ -46,7 +68,7 @@ LANGUAGE_NAMES = {
     "id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean", "nl": "Dutch",
     "pl": "Polish", "pt": "Portuguese", "ru": "Russian", "vi": "Vietnamese", "zh": "Chinese",
 }
-LANGUAGES = sorted(LANGUAGE_NAMES)  # the router's 15 languages (SPEC §4)
+LANGUAGES = sorted(LANGUAGE_NAMES)  # the router's 15 languages (paper Table 6)
 
 
 def check_languages(codes, languages=LANGUAGES, what: str = "language") -> None:
@@ -62,15 +84,15 @@ def check_languages(codes, languages=LANGUAGES, what: str = "language") -> None:
 # ---------------------------------------------------------------------------------------------
 
 class Encoder:
-    """A frozen sentence encoder: masked mean pooling of a Hugging Face encoder, L2-normalised."""
+    """A frozen sentence encoder: masked mean pooling of a Hugging Face encoder, L2-normalised;
+    float32 unless `dtype` says otherwise (Decision 1)."""
 
     def __init__(self, name_or_path: str = "jhu-clsp/mmBERT-small", device: str = "cpu",
                  dtype: torch.dtype | None = None, max_length: int = 512, batch_size: int = 128):
         from transformers import AutoModel, AutoTokenizer
 
         self.device = torch.device(device)
-        if dtype is None:
-            dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        dtype = torch.float32 if dtype is None else dtype                 # Decision 1
         self.name, self.max_length, self.batch_size = name_or_path, max_length, batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         self.model = AutoModel.from_pretrained(name_or_path, dtype=dtype).to(self.device).eval()
@@ -118,15 +140,24 @@ class Encoder:
 # ---------------------------------------------------------------------------------------------
 
 _FENCE = re.compile(r"(```|~~~).*?(\1|\Z)", re.DOTALL)  # an unclosed fence runs to the end
+FOLDED = {"wuu": "zh", "ary": "ar", "arz": "ar"}        # Decision 8a: varieties -> router language
+PRIOR = 10.0                                            # Decision 8b: bonus of the expected languages
+NO_CONTENT = "zxx"                                      # py3langid's "no linguistic content"
+NO_FEATURE = -1e38                                      # py3langid's floor score: no n-gram seen
 
 
-@lru_cache(maxsize=8)
-def _identifier(languages: tuple[str, ...]):
+@lru_cache(maxsize=1)
+def _identifier():
+    """py3langid's identifier over all of its languages, answering raw log scores."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    ident = LanguageIdentifier.from_model_file(MODEL_FILE)
-    ident.set_languages(list(languages))
-    return ident
+    return LanguageIdentifier.from_model_file(MODEL_FILE)
+
+
+@lru_cache(maxsize=1)
+def lid_languages() -> tuple[str, ...]:
+    """Every code `detect_language` can return: py3langid's languages, varieties folded (Decision 8a)."""
+    return tuple(sorted({FOLDED.get(c, c) for c in _identifier().nb_classes} - {NO_CONTENT}))
 
 
 def clean_for_lid(text: str) -> str:
@@ -134,23 +165,42 @@ def clean_for_lid(text: str) -> str:
     return " ".join(_FENCE.sub(" ", text).split())
 
 
-def detect_language(text: str, languages=LANGUAGES) -> str | None:
-    """The language of `text` among `languages`, or None when it has no language (Decision 5)."""
-    check_languages(languages)
+def _identify(text: str, expected: frozenset) -> str | None:
+    """Decisions 5 and 8 for one text; `expected` is already checked."""
     text = clean_for_lid(text)
     if not text or not any(c.isalpha() for c in text):
         return None
     if sum(c.isalnum() for c in text) < 0.05 * len(text):
         return None
-    return _identifier(tuple(sorted(languages))).classify(text)[0]
+    top, top_score = _identifier().classify(text)   # label, log score
+    if top_score <= NO_FEATURE:
+        return None
+    top = FOLDED.get(top, top)
+    if top not in expected:                         # rare: the best expected language, with its prior
+        ranked = ((FOLDED.get(c, c), s) for c, s in _identifier().rank(text))   # best first
+        best = next(((c, s) for c, s in ranked if c in expected), None)
+        if best is not None and best[1] + PRIOR >= top_score:
+            top = best[0]
+    return None if top == NO_CONTENT else top
 
 
-def language_gate(texts: list[str], target_langs: list[str], languages=LANGUAGES) -> torch.Tensor:
-    """(N,) float32: 1.0 where the detected language is the target, else 0.0."""
+def detect_language(text: str, languages=LANGUAGES) -> str | None:
+    """ISO code of the language of `text` among all of `lid_languages()`, the `languages` a caller
+    expects favoured by PRIOR (Decision 8); None when the text has no language (Decision 5)."""
+    check_languages(languages, lid_languages(), "expected language")
+    return _identify(text, frozenset(languages))
+
+
+def language_gate(texts: list[str], target_langs: list[str],
+                  languages=LANGUAGES) -> tuple[torch.Tensor, list[str | None]]:
+    """r_lang of Eq. 4: (N,) float32, 1.0 where the detected language is the target, else 0.0;
+    and the N detected codes (None: no language). Targets must be among `languages`."""
     assert len(texts) == len(target_langs), f"{len(texts)} texts but {len(target_langs)} targets"
+    check_languages(languages, lid_languages(), "expected language")
     check_languages(target_langs, languages, "target language")
-    found = [detect_language(t, languages) for t in texts]
-    return torch.tensor([float(f == t) for f, t in zip(found, target_langs)])
+    expected = frozenset(languages)
+    found = [_identify(t, expected) for t in texts]
+    return torch.tensor([float(f == t) for f, t in zip(found, target_langs)]), found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,20 +211,21 @@ def compute_rewards(responses: list[str], references: list[str], ref_langs: list
                     target_langs: list[str], encoder: Encoder, table, mode: str = "mean",
                     lam: float = 1.0, k: float | None = None, ub: bool = False,
                     languages=LANGUAGES) -> dict:
-    """Rewards for N rollouts.
+    """Rewards for N rollouts (Eq. 5).
 
-    Returns {"reward", "r_qual", "r_lang", "sim"}: (N,) float32 tensors, and the int counters
-    "missing_pairs" (rows whose language pair is not in `table`: raw score used) and
-    "no_language" (responses with no identifiable language: gate 0).
-    `table` may be None only with mode "none". Translation items: pass the reference's own
-    language as the target (SPEC §1.3).
+    Returns {"reward", "r_qual", "r_lang", "sim"}: (N,) float32 tensors, "detected": the N codes
+    language ID found (None: no language), and the int counters "missing_pairs" (rows whose
+    language pair is not in `table`: raw score used) and "no_language" (responses with no
+    identifiable language: gate 0). `table` may be None only with mode "none". `languages`: the
+    codes allowed as reference and target languages, favoured by language ID (Decision 8).
+    Translation items: pass the reference's own language as the target.
     """
     N = len(responses)
     assert len(references) == len(ref_langs) == len(target_langs) == N, \
         f"lengths differ: {N} responses, {len(references)} references, " \
         f"{len(ref_langs)} reference languages, {len(target_langs)} target languages"
     check_languages(ref_langs, languages, "reference language")
-    check_languages(target_langs, languages, "target language")
+    r_lang, found = language_gate(responses, target_langs, languages)     # (N,), Eq. 4
 
     sim = encoder.similarity(responses, references)                        # (N,) in [-1, 1]
     if mode == "none":
@@ -183,13 +234,11 @@ def compute_rewards(responses: list[str], references: list[str], ref_langs: list
         raise ValueError(f"calibration mode {mode!r} needs a table (build one with calibrate.py)")
     else:
         cal, missing = table.calibrate(sim, ref_langs, target_langs, mode, lam, k, ub)  # Eq. 2 / 3
-    r_qual = ((cal + 1) / 2).clamp(0, 1)                                   # SPEC §1.3
+    r_qual = ((cal + 1) / 2).clamp(0, 1)                                   # Decision 6
     if mode == "quantile":
         r_qual = torch.where(missing, r_qual, cal)                        # Eq. 3 is in [0, 1]
 
-    found = [detect_language(y, languages) for y in responses]
-    r_lang = torch.tensor([float(f == t) for f, t in zip(found, target_langs)])
-    reward = r_qual * r_lang
+    reward = r_qual * r_lang                                               # Eq. 5
     assert ((reward >= 0) & (reward <= 1)).all(), "reward left [0, 1]"
-    return {"reward": reward, "r_qual": r_qual, "r_lang": r_lang, "sim": sim,
-            "missing_pairs": int(missing.sum()), "no_language": sum(f is None for f in found)}
+    return {"reward": reward, "r_qual": r_qual, "r_lang": r_lang, "sim": sim, "detected": found,
+            "missing_pairs": int(missing.sum()), "no_language": found.count(None)}

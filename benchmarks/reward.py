@@ -1,6 +1,13 @@
 """
 `python bench.py reward`: compute_rewards throughput on CPU with the tiny encoder, split into its
-stages (encoder similarity, language ID, calibration), on 512 rollouts in groups of 8.
+stages (encoder similarity, language ID, calibration), on 512 rollouts in groups of 8; then the
+encoder's fp32 vs bf16 drift (reward.py Decision 1) beside the signal GRPO uses.
+
+Decisions:
+1. The drift is |s_fp32 - s_bf16| of the same rollouts (max and mean), and the same for the
+   rewards; the signal is the within-group reward std (unbiased, as grpo.py's advantages), averaged
+   over the groups of K = 8 rollouts sharing a reference. A drift far below that std changes few
+   advantages. The tiny encoder is random: its figures show the method, mmBERT's may differ.
 """
 import os
 import time
@@ -36,15 +43,16 @@ def main(argv=(), n: int = 512):
     import tempfile
     from calibrate import build_table
     from data.tiny import build_tiny
-    from reward import Encoder, compute_rewards, detect_language
+    from reward import Encoder, compute_rewards, language_gate
     records, responses, refs, ref_langs, targets = _inputs(n)
     with tempfile.TemporaryDirectory() as tmp:
-        encoder = Encoder(build_tiny(tmp)["encoder"])
+        path = build_tiny(tmp)["encoder"]
+        encoder, bf16 = Encoder(path), Encoder(path, dtype=torch.bfloat16)
     calib = build_table(records, encoder)
     sim = encoder.similarity(responses, refs)
     stages = {
         "encoder (similarity)": lambda: encoder.similarity(responses, refs),
-        "language ID (gate)": lambda: [detect_language(y) for y in responses],
+        "language ID (gate)": lambda: language_gate(responses, targets),
         "calibration (mean)": lambda: calib.calibrate(sim, ref_langs, targets, "mean"),
         "compute_rewards (all)": lambda: compute_rewards(responses, refs, ref_langs, targets,
                                                          encoder, calib, "mean"),
@@ -69,3 +77,18 @@ def main(argv=(), n: int = 512):
           f"{torch.get_num_threads()} torch threads; median of 5 interleaved rounds; "
           f"load average {os.getloadavg()[0]:.1f}")
     print(table(rows))
+    print()
+    print(drift_table(encoder, bf16, calib, responses, refs, ref_langs, targets))
+
+
+def drift_table(encoder, bf16, calib, responses, refs, ref_langs, targets, K: int = 8) -> str:
+    """Decision 1: fp32 vs bf16 similarity and reward drift beside the within-group reward std."""
+    from reward import compute_rewards
+    r32, r16 = (compute_rewards(responses, refs, ref_langs, targets, e, calib, "mean") for e in (encoder, bf16))
+    ds, dr = (r32["sim"] - r16["sim"]).abs(), (r32["reward"] - r16["reward"]).abs()      # (N,)
+    std = r32["reward"].view(-1, K).std(dim=1, unbiased=True)                            # (N / K,)
+    return table([{"fp32 vs bf16 encoder": f"{len(responses)} rollouts, {len(std)} groups of {K}",
+                   "similarity drift max / mean": f"{ds.max():.5f} / {ds.mean():.5f}",
+                   "reward drift max / mean": f"{dr.max():.5f} / {dr.mean():.5f}",
+                   "within-group reward std (mean)": f"{std.mean():.5f}",
+                   "mean drift / std": f"{dr.mean() / std.mean():.1%}"}])

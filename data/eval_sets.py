@@ -1,11 +1,12 @@
 """
-Reading and validating the evaluation sets (SPEC §6): a suite listing the tasks, and one JSON Lines
-file per task in the public datasets' own field names, turned into items
-{id, lang, question, gold, [choices]} for eval.py.
+Reading and validating the evaluation sets (paper §4, Appendix C.2): a suite listing the tasks,
+and one JSON Lines file per task in the public datasets' own field names, turned into items
+{id, lang, question, gold, [choices]} for eval.py; and reading a model's answers in the gold's form.
 
-    from data.eval_sets import load_items, load_suite, normalise_lang
+    from data.eval_sets import load_items, load_suite, normalise_lang, extract_number
     seen, tasks = load_suite("data/sample/eval/suite.json")
     items = load_items(tasks[0]["data"], tasks[0]["task"])       # task: mgsm | mc | open
+    extract_number("Antwort: 1.234 Äpfel", "de") == "1234"       # compared with an mGSM item's gold
 
 Suite (JSON): {"seen": [codes], "tasks": [{"name", "task", "data" (relative to the suite),
 optional "metric" (care_pro | care), "mc_mode" (loglik | generate)}]}.
@@ -22,8 +23,9 @@ Decisions:
    before any model is loaded. A field that is missing, null or "" is missing.
 2. Languages: codes or English names ("German", "de", "pt-BR", "North Macedonian", "Chinese
    (Simplified)": a part in parentheses is ignored; aliases such as "Farsi", "Bahasa Indonesia")
-   become ISO 639-1 codes; any code py3langid knows is accepted (unseen languages are welcome),
-   anything else is an error that lists the router's languages. data/prepare.py uses it too.
+   become ISO 639-1 codes; any code reward.py's language ID can answer is accepted (unseen
+   languages are welcome, and an answer in one can pass the proxy's gate), anything else is an
+   error that lists the router's languages. data/prepare.py uses it too.
 3. A multiple-choice record with `choices` is INCLUDE (gold index -> letter); one with
    `option_a`..`option_d` takes a letter or a 0-based int index; gold is always a letter A-D.
 4. Numbers: full-width and other Unicode digits become ASCII; a separator followed by exactly
@@ -32,15 +34,20 @@ Decisions:
    the last number of `answer_number` in this form, the same form eval.extract_number returns,
    so gold and prediction compare as strings.
 5. An item without `id` / `sample_id` is named "file.jsonl:line", stable across ranks and runs.
+6. Answers of a generation, read here beside the gold they are compared with. mGSM
+   (`extract_number`): the first number after the *last* answer word ("Answer", "Antwort", "答案",
+   ...: the item's language and English) that stands alone and is followed by ':' or the number,
+   maybe after a copula and markup ("is: ", "是", "は **$"; not "beantworten", "To answer this"),
+   else the last number, in Decision 4's canonical form. Multiple choice (`extract_choice`): the
+   letter after an answer word, else a marked one ("(B)", "C.", "**D**"), else a lone one.
 """
 import json
 import os
 import re
 import unicodedata
-from functools import lru_cache
 
 from data.records import RecordError, read_jsonl
-from reward import LANGUAGE_NAMES, LANGUAGES
+from reward import LANGUAGE_NAMES, LANGUAGES, lid_languages
 
 TASKS = ("mgsm", "mc", "open")
 METRICS = ("care_pro", "care")        # open QA judge protocols (eval.py Decision 4)
@@ -58,20 +65,11 @@ NAME_TO_CODE = {**{n.lower(): c for c, n in LANGUAGE_NAMES.items()},
                 **dict(p.replace("_", " ").split(":") for p in OTHER_LANGUAGES.split())}
 
 
-@lru_cache(maxsize=64)
-def lid(languages: tuple[str, ...] | None = None):
-    """py3langid's identifier, restricted to `languages` (all of its ~140 when None)."""
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-    ident = LanguageIdentifier.from_model_file(MODEL_FILE)
-    ident.set_languages(list(languages) if languages else None)
-    return ident
-
-
 def normalise_lang(value, where: str) -> str:
     """Decision 2: 'German' / 'de' / 'pt-BR' -> ISO code; RecordError naming `where` otherwise."""
     text = re.sub(r"\(.*\)", "", str(value)).strip().lower().replace("_", "-")   # "Chinese (Simplified)"
     code = NAME_TO_CODE.get(text, text.split("-")[0])
-    if code not in set(LANGUAGES) | set(lid().nb_classes):
+    if code not in lid_languages():
         raise RecordError(f"{where}: {value!r} is neither a known language name nor an ISO 639-1 "
                           f"code (router languages: {', '.join(LANGUAGES)})")
     return code
@@ -102,6 +100,52 @@ def last_number(text: str) -> str | None:
     """The last number in `text`, canonical; None when there is none."""
     numbers = list(NUMBER.finditer(to_ascii(text)))
     return canonical_number(numbers[-1]) if numbers else None
+
+
+# --- answers (Decision 6) -------------------------------------------------------------------------
+
+ANSWER_WORDS = {
+    "en": ["answer"], "de": ["antwort"], "es": ["respuesta"], "fr": ["réponse"], "it": ["risposta"],
+    "pt": ["resposta"], "nl": ["antwoord"], "pl": ["odpowiedź"], "id": ["jawaban"],
+    "vi": ["câu trả lời", "đáp án"], "ru": ["ответ"], "ar": ["الإجابة", "الجواب"], "zh": ["答案"],
+    "ja": ["答え"], "ko": ["정답", "답변", "답"], "bn": ["উত্তর"], "sw": ["jibu"], "te": ["సమాధానం"],
+    "th": ["คำตอบ"], "el": ["απάντηση"], "tr": ["cevap", "yanıt"], "hi": ["उत्तर"], "uk": ["відповідь"],
+}
+# between an answer word and its value: "correct", a copula, markup ("**", "$", "\boxed{", "(")
+QUALIFIER = r"(?:\s*(?:correct[aeo]?|corretta|đúng|الصحيحة|yang benar|sahihi))?"
+COPULA = r"is|ist|lautet|es|est|è|é|ni|adalah|là|是|为|為|は|은|는|이|هي|คือ|—|–|="
+MARKUP = r"(?:\s|\*|_|\$|€|£|¥|\\boxed\{|\\\(|[(\[{])*"
+CHOICE_WORDS = ["option", "choice", "正解", "選択肢", "选项"]                  # extract_choice only
+UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")  # Thai, kana, Han, Hangul
+
+
+def answer_marker(words) -> str:
+    """Regex: an answer word (a spaced script's word standing alone), an optional copula, then ':'."""
+    alts = "|".join(re.escape(w) if UNSPACED.search(w) else rf"(?<!\w){re.escape(w)}(?!\w)"
+                    for w in sorted(words, key=len, reverse=True))
+    return rf"(?i:(?:{alts}){QUALIFIER}{MARKUP}(?:(?:{COPULA}){MARKUP})?)"
+
+
+def extract_number(text: str, lang: str) -> str | None:
+    """mGSM's predicted answer (Decision 6) as a canonical string, or None when there is no number."""
+    text = to_ascii(text)
+    words = set(ANSWER_WORDS.get(lang, sum(ANSWER_WORDS.values(), [])) + ANSWER_WORDS["en"])
+    after = [m.end() for m in re.finditer(answer_marker(words) + r"(?::|(?=-?\d))", text)]
+    if after and (m := NUMBER.search(text, after[-1])):
+        return canonical_number(m)
+    return last_number(text)
+
+
+def extract_choice(text: str) -> str | None:
+    """The letter A-D after an answer word, else a marked one ("(B)", "C.", "**D**"), else a lone one."""
+    text = to_ascii(text)
+    marker = answer_marker([w for ws in ANSWER_WORDS.values() for w in ws] + CHOICE_WORDS)
+    # after an answer word a lower-case letter counts too, unless a word follows ("is a dog")
+    for pattern in (rf"{marker}:?{MARKUP}(?:([A-D])|([a-d])(?!\s+\w))(?![A-Za-z])",
+                    r"[(\[]([A-D])[)\]]|\*\*([A-D])\*\*|(?<!\w)([A-D])[.):](?!\w)", r"^\W*([A-D])\W*$"):
+        if m := re.search(pattern, text):
+            return next(g for g in m.groups() if g).upper()
+    return None
 
 
 # --- files ----------------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ native annotators on 200 items). Any local chat model can stand in; `data/prepar
 Decisions:
 1. The prompts follow Figures 5 and 6. The topic prompt keeps the paper's six labels as written
    there ("Chat / Conversational", "Reasoning / Logic", "Safety / Ethics", ...); the parser maps
-   them to our short topic names. The region prompt lists our 24 regions (SPEC §4), lets the model
+   them to our short topic names. The region prompt lists our 24 regions (router.REGIONS), lets the model
    name another country or culture when none fits, and asks for [[None]] when the question is not
    about a region.
 2. Topic first, for every item without one; region only for Regional Knowledge items without one
    (the paper's region prompt is "used to assign each regional query"). Other topics get no region:
-   the router only reads regions of Regional Knowledge items (SPEC §1).
+   the router's region term B applies to Regional Knowledge items only (Eq. 1).
 3. Greedy decoding, left-padded batches, the model's own chat template, a tqdm bar per prompt.
 4. Parsing is forgiving about form and strict about meaning: case, spacing, quotes, extra words
    and the paper's long label forms are accepted; several different topics, an empty or
@@ -31,7 +31,7 @@ Decisions:
 """
 import re
 
-# The paper's Figure 5 labels that differ from our topic names (SPEC §4).
+# The paper's Figure 5 labels that differ from our topic names.
 PAPER_TOPIC_NAMES = {"Chat / Conversational": "Chat", "Reasoning / Logic": "Reasoning",
                      "Safety / Ethics": "Safety"}
 # Labels a model may write for one of our regions. "Korea" and "United States" are the paper's own

@@ -2,7 +2,7 @@
 Shared test setup.
 
 1. TRITON_INTERPRET=1 is set here, before any test module imports a kernel: Triton reads it when a
-   @triton.jit function is defined, so setting it later has no effect (SPEC §7).
+   @triton.jit function is defined, so setting it later has no effect.
 2. Tiny models are built the real way (data/tiny.py): a byte-level BPE trained on multilingual text,
    a Qwen2 policy and a ModernBERT encoder written with save_pretrained and loaded back with
    from_pretrained. Built once per session.

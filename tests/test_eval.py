@@ -1,8 +1,9 @@
 """
 Tests for eval.py and data/eval_sets.py: loading and checking the sets, answer extraction against
-hand-written expectations, multiple-choice scoring
-against log-likelihoods computed directly in fp64, the judge and proxy paths, the CLI end to end
-on the tiny model and data/sample/eval/, and a 2-rank torchrun run against the 1-rank run.
+hand-written expectations, multiple-choice scoring against log-likelihoods computed directly in
+fp64, the judge (verdicts read from reasoning traces of both protocols, unparsed replies counted)
+and proxy paths, the CLI end to end on the tiny model and data/sample/eval/, and a 2-rank
+torchrun run against the 1-rank run.
 """
 import json
 import os
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 import eval as E
-from data.eval_sets import last_number, load_items, load_suite, normalise_lang
+from data.eval_sets import extract_choice, extract_number, last_number, load_items, load_suite, normalise_lang
 from data.records import RecordError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,8 +75,8 @@ NUMBER_CASES = [
 
 def test_extract_number_cases():
     assert len(NUMBER_CASES) >= 40 and len({lang for _, lang, _ in NUMBER_CASES}) >= 8
-    wrong = [(t, l, want, E.extract_number(t, l)) for t, l, want in NUMBER_CASES
-             if E.extract_number(t, l) != want]
+    wrong = [(t, l, want, extract_number(t, l)) for t, l, want in NUMBER_CASES
+             if extract_number(t, l) != want]
     assert not wrong, wrong
 
 
@@ -85,7 +86,7 @@ def test_extract_number_cases():
     ("Ответ: B", "B"), ("답: D", "D"), ("the answer is (B) Au", "B"), ("Berlin", None),
     ("None of them", None), ("", None)])
 def test_extract_choice(text, want):
-    assert E.extract_choice(text) == want
+    assert extract_choice(text) == want
 
 
 # an answer word inside another word ("beantworten", "ответить", "答える", "대답") or not followed
@@ -97,7 +98,7 @@ def test_extract_choice(text, want):
     ("To answer this, we compute 16 - 3 - 4 = 9 eggs, and 9 * 2 = 18 dollars.", "en"),
     ("질문에 대답하면 16 - 3 - 4 = 9이고 9 * 2 = 18입니다.", "ko")])
 def test_extract_number_answer_word_must_stand_alone(text, lang):
-    assert E.extract_number(text, lang) == "18"
+    assert extract_number(text, lang) == "18"
 
 
 @pytest.mark.parametrize("text,want", [
@@ -105,7 +106,7 @@ def test_extract_number_answer_word_must_stand_alone(text, lang):
     ("The correct option is C", "C"), ("Answer: c", "C"), ("The answer is (b)", "B"),
     ("Jawaban yang benar adalah D", "D"), ("The answer is a dog.", None), ("Answers vary", None)])
 def test_extract_choice_particles_and_lower_case(text, want):
-    assert E.extract_choice(text) == want
+    assert extract_choice(text) == want
 
 
 @pytest.mark.parametrize("reply,want", [
@@ -114,6 +115,37 @@ def test_extract_choice_particles_and_lower_case(text, want):
     (" D", "NOT_ATTEMPTED"), ("Answer", None), ("The grade is unclear", None)])
 def test_parse_verdict(reply, want):
     assert E.parse_verdict(reply) == want
+
+
+# reasoning judges (Decision 4): the verdict is the last grade of the final answer, never a grade
+# weighed inside the trace; a trace cut off before its answer has no verdict
+HARMONY = "<|channel|>analysis<|message|>{}<|end|><|start|>assistant<|channel|>final<|message|>{}<|return|>"
+TRACE = "The gold target is 1889; the answer says 1889 but in English, so B? No: the question is English, A."
+
+
+@pytest.mark.parametrize("reply,want", [
+    (f"<think>{TRACE}</think>\n\nA", "CORRECT"),                                 # Qwen3 / R1 style
+    (f"<think>\n{TRACE}\n</think>\n\n**C**", "INCORRECT"),
+    (f"{TRACE}\n</think>\n\nD", "NOT_ATTEMPTED"),                     # the prompt opened the trace
+    (f"<think>{TRACE} Final: C", None),                                 # cut off inside the trace
+    (HARMONY.format(TRACE, "B"), "CORRECT_BUT_WRONG_LANGUAGE"),                   # gpt-oss
+    (HARMONY.format(TRACE, "C. INCORRECT"), "INCORRECT"),
+    ("<|channel|>analysis<|message|>" + TRACE, None),                   # no final channel yet
+    ("<|channel|>final <|constrain|>json<|message|>{\"grade\": \"D\"}<|return|>", "NOT_ATTEMPTED"),
+    (f"analysis{TRACE}assistantfinalA", "CORRECT"),                    # harmony decoded without its tokens
+    ("A. CORRECT? No: it contradicts the gold target, so C. INCORRECT", "INCORRECT"),   # the last grade
+    ("Looking again, the grade is D", "NOT_ATTEMPTED"), ("A good answer, but which grade?", None),
+    ("B<|im_end|><|endoftext|>", "CORRECT_BUT_WRONG_LANGUAGE")])
+def test_verdict_from_reasoning_replies(reply, want):
+    assert E.parse_verdict(E.final_answer(reply)) == want
+
+
+@pytest.mark.parametrize("reply,want", [
+    ("<think>Rating: 3? It names the dish but not the city. More like 6.</think>Rating: 6", 6),
+    (HARMONY.format("Rating: 2 at first sight.", "Rating: 9"), 9), ("<think>Rating: 9", None),
+    ("Rating: 5, on reflection rating: 7", 7)])
+def test_rating_from_reasoning_replies(reply, want):
+    assert E.parse_rating(E.final_answer(reply)) == want
 
 
 @pytest.mark.parametrize("reply,want", [("Rating: 7", 7), ("Rating: 10", 10), ("8/10", 8),
@@ -186,7 +218,7 @@ def test_suite_paths_and_gold_numbers_match_extraction():
     # a gold answer_number and the same number written in an answer compare equal as strings
     for gold, text, lang in [("1234", "Antwort: 1.234", "de"), ("2.5", "Réponse: 2,5", "fr"),
                              ("18", "答案：１８", "zh"), ("-7", "The answer is −7.", "en"), ("18.0", "18", "en")]:
-        assert last_number(gold) == E.extract_number(text, lang), (gold, text)
+        assert last_number(gold) == extract_number(text, lang), (gold, text)
 
 
 @pytest.fixture(scope="module")
@@ -221,8 +253,8 @@ def test_mc_loglik_matches_direct_fp64(tiny):
 def test_judge_counts_unparsed_replies(tiny):
     model, tok = tiny                           # a random tiny judge: its replies are not grades
     items = [{"question": "q?", "gold": "a", "output": "b", "lang": "de"} for _ in range(3)]
-    counts = E.judge_items(items, model, tok, "care_pro", batch_size=2, show=False)
-    replies = [it["judge_reply"] for it in items]
+    counts = E.judge_items(items, model, tok, "care_pro", max_new_tokens=8, batch_size=2, show=False)
+    replies = [E.final_answer(it["judge_reply"], tok.all_special_tokens) for it in items]
     assert counts["judge_unparsed"] == sum(E.parse_verdict(r) is None for r in replies)
     assert all(it["score"] == float(it["grade"] == "CORRECT") for it in items)
 
@@ -231,16 +263,17 @@ def test_judge_grades_and_ratings(tiny, monkeypatch):
     model, tok = tiny
     seen_prompts, replies = [], iter(["A", "C. INCORRECT", "???", "Rating: 7", "[[10]]", "none"])
 
-    def fake_generate(m, t, prompts, *a, **k):
+    def fake_generate(m, t, prompts, max_new_tokens, *a, **k):
+        assert max_new_tokens == 300 and k["keep_special"]
         seen_prompts.extend(prompts)
         return [next(replies) for _ in prompts]
     monkeypatch.setattr(E, "generate", fake_generate)
     items = [{"question": f"q{i}?", "gold": f"gold {i}", "output": f"out {i}", "lang": "ja"} for i in range(3)]
-    counts = E.judge_items(items, model, tok, "care_pro", batch_size=2, show=False)
+    counts = E.judge_items(items, model, tok, "care_pro", 300, batch_size=2, show=False)
     assert [it["score"] for it in items] == [1.0, 0.0, 0.0] and counts["judge_unparsed"] == 1
     assert "Question: q1?\nGold target: gold 1\nPredicted answer: out 1" in seen_prompts[1]
     assert seen_prompts[1].startswith("<|im_start|>user\n")                  # the judge's chat template
-    counts = E.judge_items(items, model, tok, "care", batch_size=2, show=False)
+    counts = E.judge_items(items, model, tok, "care", 300, batch_size=2, show=False)
     assert [it["score"] for it in items] == [0.7, 1.0, 0.0] and counts["judge_unparsed"] == 1
     assert "Reference answer: gold 2\nResponse: out 2" in seen_prompts[5]
 
@@ -251,22 +284,27 @@ def test_proxy_scores_and_gate(tiny_encoder_dir):
     tr = "Simit, susamla kaplı ve halka şeklinde bir ekmektir; genellikle çayla birlikte yenir."
     de = "Am Morgen trinken viele Menschen in Deutschland Kaffee und essen ein Brötchen mit Butter."
     en = "Simit is a ring-shaped bread covered in sesame seeds, usually eaten with tea."
+    sv = "Om du vill lära dig ett nytt språk är det bäst att öva lite varje dag."
+    sw = "Watoto wengi nchini Tanzania huenda shuleni kwa miguu kila asubuhi."
     items = [{"lang": "tr", "gold": tr, "output": tr}, {"lang": "tr", "gold": tr, "output": en},
-             {"lang": "de", "gold": de, "output": de}, {"lang": "de", "gold": de, "output": "123 !!"}]
+             {"lang": "de", "gold": de, "output": de}, {"lang": "de", "gold": de, "output": "123 !!"},
+             {"lang": "de", "gold": de, "output": sv}, {"lang": "sw", "gold": sw, "output": sw}]
     counts = E.proxy_items(items, enc, None, "none")
     sims = enc.similarity([it["output"] for it in items], [it["gold"] for it in items])
-    gates = [1.0, 0.0, 1.0, 0.0]                # right language; English for Turkish; no language
+    # right language; English for Turkish; no language; Swedish for German; an unseen language
+    gates = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0]
     want = [min(max((s + 1) / 2, 0), 1) * g for s, g in zip(sims.tolist(), gates)]
     assert [it["r_lang"] for it in items] == gates
+    assert [it["detected"] for it in items] == ["tr", "en", "de", None, "sv", "sw"]
     assert [it["score"] for it in items] == pytest.approx(want, abs=1e-6)
     assert items[0]["score"] == pytest.approx(1.0, abs=1e-5)                # identical text
-    assert counts["missing_pairs"] == 2 and counts["no_language"] == 1     # tr has no table pair
+    assert counts["missing_pairs"] == 0 and counts["no_language"] == 1     # no table: nothing missing
     # mean calibration (Eq. 2): mu_ref = (0.9 + 0.7) / 2, so de-de scores move by -(0.9 - 0.8)
     counts = E.proxy_items(items, enc, small_table(), "mean")
-    cal = [min(max(s - 0.1, -1), 1) for s in sims.tolist()[2:]]
-    assert [it["score"] for it in items[2:]] == pytest.approx([(c + 1) / 2 * g for c, g in zip(cal, gates[2:])],
-                                                             abs=1e-6)
-    assert counts["missing_pairs"] == 2                                    # tr-tr is not in the table
+    cal = [min(max(s - 0.1, -1), 1) for s in sims.tolist()[2:5]]
+    assert [it["score"] for it in items[2:5]] == pytest.approx([(c + 1) / 2 * g for c, g in zip(cal, gates[2:5])],
+                                                               abs=1e-6)
+    assert counts["missing_pairs"] == 3                           # tr-tr and sw-sw are not in the table
 
 
 def small_table():
@@ -287,6 +325,31 @@ def test_generated_answers_are_scored(tiny, monkeypatch):
     mc = load_items(os.path.join(SAMPLE, "global_mmlu_lite.jsonl"), "mc")[:3]   # golds: B, C, B
     counts = E.run_task({"name": "g", "task": "mc", "mc_mode": "generate"}, mc, model, tok, args, {}, show=False)
     assert [it["score"] for it in mc] == [1.0, 1.0, 0.0] and counts["no_answer"] == 1
+
+
+def test_cli_judge_reports_unparsed_verdicts(tiny_policy_dir, monkeypatch, tmp_path, capsys):
+    """Decision 4 end to end: --judge_max_new_tokens reaches the judge; replies without a verdict
+    score 0, stay in the averages, and are counted in the table row, the counters and results.json."""
+    replies = [HARMONY.format(TRACE, "A"), f"<think>{TRACE}</think>C", f"<think>{TRACE}"]   # 1, 0, unparsed
+
+    def fake_generate(m, t, prompts, max_new_tokens, batch_size, desc="generate", show=True, keep_special=False):
+        if desc != "judge":
+            return ["an answer"] * len(prompts)
+        assert max_new_tokens == 96 and keep_special
+        return [replies[i % 3] for i in range(len(prompts))]
+    monkeypatch.setattr(E, "generate", fake_generate)
+    out = tmp_path / "results.json"
+    E.main(["--model", tiny_policy_dir, "--judge", tiny_policy_dir, "--task", "open",
+            "--data", os.path.join(SAMPLE, "care.jsonl"), "--judge_max_new_tokens", "96", "--out", str(out)])
+    printed = capsys.readouterr().out
+    task = json.loads(out.read_text(encoding="utf-8"))["tasks"][0]
+    assert task["counters"]["judge_unparsed"] == 5 and task["label"] == "care (judge, 5 unparsed)"
+    assert "| care (judge, 5 unparsed) |" in printed and "5 judge replies had no verdict" in printed
+    assert sum(it["grade"] is None for it in task["items"]) == 5 and len(task["items"]) == 15
+    assert [it["score"] for it in task["items"]] == [1.0, 0.0, 0.0] * 5
+    for lang, score in task["scores"].items():                          # unparsed items count as 0
+        mine = [it for it in task["items"] if it["lang"] == lang]
+        assert score == pytest.approx(100 * sum(it["grade"] == "CORRECT" for it in mine) / len(mine))
 
 
 @pytest.fixture(scope="module")
