@@ -49,7 +49,11 @@ RUN_SETTINGS = ("model", "encoder", "tiny", "train_file", "seed", "K", "K_on", "
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint cannot be written or read; the message names the directory and the cause."""
+    """A checkpoint cannot be written, read or resumed from; the message names the directory and why."""
+
+
+class UnsafeCheckpoint(CheckpointError):
+    """A trainer_state.pt whose loading would run code (Decision 3): refused, never set aside."""
 
 
 def load_policy(path: str, device, *, train: bool = True, shard: bool = False,
@@ -148,9 +152,9 @@ def load_trainer_state(ckpt_dir: str) -> dict:
         return torch.load(path, weights_only=True, mmap=True)
     except pickle.UnpicklingError as e:
         if "Weights only load failed" in str(e):
-            raise SystemExit(f"{path}: refusing to load: it holds objects beyond tensors and plain "
-                             "containers, and unpickling them would run code. This trainer never "
-                             "writes such a file; do not resume from it.") from None
+            raise UnsafeCheckpoint(f"{path}: refusing to load: it holds objects beyond tensors and plain "
+                                   "containers, and unpickling them would run code. This trainer never "
+                                   "writes such a file; do not resume from it.") from None
         raise CheckpointError(f"{path}: unreadable ({str(e).splitlines()[0]})") from None
     except (RuntimeError, EOFError, OSError) as e:
         raise CheckpointError(f"{path}: unreadable ({str(e).splitlines()[0]})") from None
@@ -164,6 +168,8 @@ def choose_resume(out_dir: str, log=print) -> str | None:
                 _safetensors_complete(f)
             load_trainer_state(ckpt)
             return ckpt
+        except UnsafeCheckpoint:
+            raise
         except CheckpointError as e:
             aside = ckpt + ".broken"
             os.replace(ckpt, aside)
@@ -189,13 +195,13 @@ def changed_settings(saved: dict, now: dict, keys=RUN_SETTINGS) -> list[str]:
 
 def open_run(out_dir: str, resume: bool, settings: dict, force: bool = False, log=print):
     """(checkpoint directory, its trainer state) to resume from, or (None, None) for a fresh start;
-    SystemExit when a fresh run would overwrite another run's files, or the checkpoint belongs to
-    another run (Decisions 4, 6, 7). Collective: rank 0 picks, every rank reads."""
+    CheckpointError when a fresh run would overwrite another run's files, or the checkpoint belongs
+    to another run (Decisions 4, 6, 7). Collective: rank 0 picks, every rank reads."""
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
     world = dist.get_world_size() if dist.is_initialized() else 1
     if not resume:
         if why := refuse_overwrite(out_dir):
-            raise SystemExit(f"{why}: pass --resume auto to continue it, or choose another --out_dir")
+            raise CheckpointError(f"{why}: pass --resume auto to continue it, or choose another --out_dir")
         return None, None
     ckpt = all_gather(choose_resume(out_dir, log) if rank0 else None)[0]
     if ckpt is None:
@@ -203,9 +209,9 @@ def open_run(out_dir: str, resume: bool, settings: dict, force: bool = False, lo
         return None, None
     state = load_trainer_state(ckpt)
     if state["world"] != world:
-        raise SystemExit(f"{ckpt} was written by {state['world']} ranks; exact resume needs the same world size")
+        raise CheckpointError(f"{ckpt} was written by {state['world']} ranks; exact resume needs the same world size")
     if (diff := changed_settings(state["args"], settings)) and not force:
-        raise SystemExit(f"{ckpt} was written with other settings: {'; '.join(diff)} (--resume_force to resume anyway)")
+        raise CheckpointError(f"{ckpt} was written with other settings: {'; '.join(diff)} (--resume_force to resume anyway)")
     return ckpt, state
 
 

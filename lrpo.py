@@ -37,6 +37,7 @@ Decisions (the release's behaviour beside ours where they differ):
 import argparse
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import resource
@@ -133,6 +134,15 @@ args = p.parse_args()
 if args.tiny:                       # the measured CPU recipe; flags given on the command line win
     p.set_defaults(**TINY)
     args = p.parse_args()
+for bad, msg in [                   # settings that contradict each other: usage errors, like argparse's own
+    (args.router_mode == "learned" and args.K <= args.K_on, f"--K {args.K} must exceed --K_on {args.K_on}: the router needs free rollouts"),
+    (not (args.tau[1] <= args.tau[0] and args.tau[2] <= 1), f"--tau {args.tau}: needs MIN <= TAU0 and DECAY <= 1"),
+    (not (args.eps[1] <= args.eps[0] and args.eps[2] > 0), f"--eps {args.eps}: needs MIN <= EPS0 and DECAY > 0"),
+    (args.sft_steps and not (args.sft_file or args.sft_parallel), "--sft_steps needs --sft_file (or --sft_parallel)"),
+    (args.lang_prompt == "none" and args.router_mode != "monolingual", "--lang_prompt none asks for no language: use it with --router_mode monolingual"),
+]:
+    if bad:
+        p.error(msg)
 
 # ----------------------------------------------------------------------------- distributed
 rank, world, device = init_distributed(args.collective_timeout)
@@ -149,22 +159,14 @@ def fail(msg):
 # ----------------------------------------------------------------------------- checks, inputs
 P_rank = args.prompts_per_step // world                        # prompts per rank per step
 for bad, msg in [
-    (args.router_mode == "learned" and args.K <= args.K_on, f"--K {args.K} must exceed --K_on {args.K_on}: the router needs free rollouts"),
-    (not (args.tau[1] <= args.tau[0] and args.tau[2] <= 1), f"--tau {args.tau}: needs MIN <= TAU0 and DECAY <= 1"),
-    (not (args.eps[1] <= args.eps[0] and args.eps[2] > 0), f"--eps {args.eps}: needs MIN <= EPS0 and DECAY > 0"),
     (args.prompts_per_step % world, f"--prompts_per_step {args.prompts_per_step} is not divisible by the world size {world}"),
     (P_rank % args.micro_prompts, f"{P_rank} prompts per rank do not split into micro-batches of --micro_prompts {args.micro_prompts}"),
     (args.sft_steps and args.sft_batch % world, f"--sft_batch {args.sft_batch} is not divisible by the world size {world}"),
-    (args.sft_steps and not (args.sft_file or args.sft_parallel), "--sft_steps needs --sft_file (or --sft_parallel)"),
-    (args.lang_prompt == "none" and args.router_mode != "monolingual", "--lang_prompt none asks for no language: use it with --router_mode monolingual"),
 ]:
     if bad:
         fail(msg)
-if args.wandb:
-    try:
-        import wandb                                             # optional, only with --wandb
-    except ImportError:
-        fail("--wandb needs the wandb package: pip install wandb")
+if args.wandb and importlib.util.find_spec("wandb") is None:     # optional, only with --wandb
+    fail("--wandb needs the wandb package: pip install wandb")
 if args.lang_prompt == "tag" and not args.sft_steps and not args.resume:
     print0("warning: --lang_prompt tag without a warm start (--sft_steps): an instruct model has never seen <|out_lang_xx|>")
 try:                                                             # every line, before any model loads
@@ -197,13 +199,15 @@ except (ValueError, OSError) as e:
     fail(f"{args.priors or 'router settings'}: {e}")
 if len(items) < args.prompts_per_step:
     fail(f"{args.train_file} has {len(items)} items, fewer than --prompts_per_step {args.prompts_per_step}")
-resume_dir, state = open_run(args.out_dir, bool(args.resume), vars(args), args.resume_force, print0)
+try:
+    resume_dir, state = open_run(args.out_dir, bool(args.resume), vars(args), args.resume_force, print0)
+except CheckpointError as e:
+    fail(str(e))
 os.makedirs(args.out_dir, exist_ok=True)
 
 # ----------------------------------------------------------------------------- models
 from transformers import AutoTokenizer  # noqa: E402  (after the checks: a bad flag costs no import time)
 from transformers.utils import logging as hf_logging  # noqa: E402
-
 hf_logging.disable_progress_bar()
 
 policy_path, encoder_path = args.model, args.encoder
@@ -264,6 +268,7 @@ if state:
 if master:
     metrics_path, router_path = start_logs(args.out_dir, step, router.snapshot(), print0)
 if master and args.wandb:                                        # one run id per out_dir: resumes continue it
+    import wandb
     run_id = hashlib.sha256(os.path.abspath(args.out_dir).encode()).hexdigest()[:16]
     wandb.init(project=args.wandb, id=run_id, resume="allow", config=vars(args), dir=args.out_dir)
 loss_fn = partial(policy_loss, group_size=args.K, temperature=args.temperature, scale=args.scale_rewards,
