@@ -57,12 +57,18 @@ class UnsafeCheckpoint(CheckpointError):
 
 
 def load_policy(path: str, device, *, train: bool = True, shard: bool = False,
-                mixed_precision: bool = False):
+                mixed_precision: bool = False, grad_ckpt: bool = False):
     """A causal LM in fp32 (the master weights) on `device`, FSDP2-sharded when `shard`; with
-    `mixed_precision` its forward and backward compute in bf16, gradients reduce in fp32."""
+    `mixed_precision` its forward and backward compute in bf16, gradients reduce in fp32; with
+    `grad_ckpt` each decoder layer recomputes its activations in backward (in train() mode only,
+    so generate in eval() mode: a checkpointed layer keeps no KV cache)."""
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
     model.requires_grad_(train)
+    if train and grad_ckpt and hasattr(model, "activation_checkpointing_enable"):   # its newer name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    elif train and grad_ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if shard:
         shard_model(model, mixed_precision=mixed_precision)
     return model

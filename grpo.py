@@ -289,7 +289,8 @@ def response_logits(model, ids: torch.Tensor, attention_mask: torch.Tensor, n_re
     pos = (attention_mask.cumsum(1) - 1).clamp(min=0)
     L = ids.shape[1]
     keep = torch.arange(L - n_resp - 1, L - 1, device=ids.device)  # only these reach lm_head
-    return model(input_ids=ids, attention_mask=attention_mask, position_ids=pos, logits_to_keep=keep).logits
+    return model(input_ids=ids, attention_mask=attention_mask, position_ids=pos, logits_to_keep=keep,
+                 use_cache=False).logits                           # training needs no KV cache
 
 
 def _distributed() -> bool:

@@ -111,6 +111,7 @@ g.add_argument("--clip_high", type=ranged(float, lo=0), default=0.2, help="ratio
 g.add_argument("--beta", type=ranged(float, lo=0), default=0.001, help="k3 KL coefficient (0 = off: no reference model)")
 g.add_argument("--loss_agg", choices=LOSS_AGGS, default="token-mean", help="loss aggregation")
 g.add_argument("--micro_prompts", type=INT1, default=1, help="prompts (x K rollouts) per forward/backward on a rank (>= 1)")
+g.add_argument("--grad_ckpt", action="store_true", help="recompute decoder activations in backward (Gemma-3-4B needs it: python bench.py memory)")
 g.add_argument("--epochs", type=INT1, default=4, help="passes over the training set (>= 1)")
 g.add_argument("--max_steps", type=INT0, default=0, help="stop after this many steps (0 = epochs decide)")
 g.add_argument("--kernel", choices=["auto", "triton", "torch"], default="auto", help="loss path: fused Triton kernel or PyTorch (auto: triton on CUDA)")
@@ -225,7 +226,7 @@ tok = AutoTokenizer.from_pretrained(policy_path)
 tok.padding_side, tok.pad_token = "left", tok.pad_token or tok.eos_token
 bf16 = (args.dtype or ("bf16" if device.type == "cuda" else "fp32")) == "bf16"
 amp = partial(torch.autocast, device.type, dtype=torch.bfloat16) if bf16 and not ddp else contextlib.nullcontext
-load = partial(load_policy, device=device, shard=ddp, mixed_precision=bf16)
+load = partial(load_policy, device=device, shard=ddp, mixed_precision=bf16, grad_ckpt=args.grad_ckpt)
 model = load(resume_dir or start_dir)
 encoder = Encoder(encoder_path, device=str(device), dtype=torch.bfloat16 if args.encoder_dtype == "bf16" else torch.float32)
 kernel = args.kernel if args.kernel != "auto" else ("triton" if device.type == "cuda" else "torch")
@@ -290,7 +291,7 @@ for step in bar:
     prompts = [build_prompt(tok, batch[i // K]["question"], l, args.lang_prompt) for i, l in enumerate(targets)]
 
     # --- generate: the policy unsharded (FSDP2), left-padded prompts, plain sampling (sampler.py)
-    with unsharded(model), amp():
+    with unsharded(model.eval()), amp():                     # eval: a checkpointed layer keeps no cache
         ids, am, P = generate_rollouts(model, tok, prompts, args.max_new_tokens, args.temperature, args.top_p,
                                        args.gen_batch_size, sampler=args.sampler)  # (N, P+R), N = P_rank * K
     resp, rmask = ids[:, P:], am[:, P:]                          # (N, R)
@@ -308,6 +309,7 @@ for step in bar:
 
     # --- train: one optimizer step; token-mean over the global batch (grpo.py)
     t0 = time.time()
+    model.train()
     num_tokens = float(all_reduce_sum(rmask.sum().float().cpu()))
     acc = dict.fromkeys(("loss", "kl", "clip_frac", "ratio", "tokens"), 0.0)
     n_micro = P_rank // args.micro_prompts

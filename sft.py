@@ -73,6 +73,7 @@ def warm_start(model, tok, examples: list[tuple[list, list]], *, steps: int, lr:
         raise ValueError(f"sft: steps {steps} >= 1, lr {lr} > 0 and a batch {batch} divisible by the "
                          f"world size {world} are needed")
     device = next(model.parameters()).device
+    model.train()                                                       # gradient checkpointing, if on
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16_autocast else contextlib.nullcontext()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)

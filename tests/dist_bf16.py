@@ -4,7 +4,9 @@ Run by tests/test_lrpo.py as `torchrun --standalone --nproc_per_node=2 tests/dis
 The path a GPU run takes, on CPU under gloo: FSDP2 with MixedPrecisionPolicy(bf16 compute, fp32
 reduce), as checkpoint.load_policy(shard=True, mixed_precision=True) builds it.
 1. Two AdamW steps of the GRPO loss on the same fixed batch (each rank half of it) in fp32 and in
-   bf16: the loss and the gradient norm of every step agree within the tolerance below.
+   bf16: the loss and the gradient norm of every step agree within the tolerance below; fp32 with
+   gradient checkpointing (load_policy(grad_ckpt=True), FSDP2 hooks inside the recomputed layer)
+   agrees with fp32 to 1e-6.
 2. checkpoint.save_checkpoint then load_policy + restore: one more step from the reloaded bf16 model
    equals one more step of the model that never stopped, bit for bit (exact resume in bf16).
 Any failure raises, so torchrun exits non-zero.
@@ -54,11 +56,15 @@ def main(policy_dir: str, out_dir: str) -> None:
     args = (ids[rows], am[rows], A[rows], mask[rows], old, ref, mask.sum().item(), world)
 
     runs = {}
-    for name, bf16 in (("fp32", False), ("bf16", True)):
+    for name, bf16, ckpt in (("fp32", False, False), ("fp32, checkpointed", False, True), ("bf16", True, False)):
         torch.manual_seed(0)
-        model = load_policy(policy_dir, "cpu", shard=True, mixed_precision=bf16)
+        model = load_policy(policy_dir, "cpu", shard=True, mixed_precision=bf16, grad_ckpt=ckpt).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
         runs[name] = [step(model, opt, *args) for _ in range(2)]
+    diff = max(abs(a - b) for x, y in zip(runs["fp32"], runs["fp32, checkpointed"]) for a, b in zip(x, y))
+    if rank == 0:
+        print(f"gradient checkpointing: max |loss or grad norm difference| {diff:.1e}", flush=True)
+    assert diff < 1e-6, runs                                  # recomputation is the same arithmetic
     for (l32, n32), (l16, n16) in zip(runs["fp32"], runs["bf16"]):
         if rank == 0:
             print(f"loss fp32 {l32:+.6f} bf16 {l16:+.6f} | grad norm fp32 {n32:.6f} bf16 {n16:.6f} "
@@ -68,7 +74,7 @@ def main(policy_dir: str, out_dir: str) -> None:
     # exact resume in bf16: checkpoint after the two steps, reload, compare one more step
     save_checkpoint(out_dir, 2, model, tok, opt, {"note": "dist_bf16"})
     ckpt = f"{out_dir}/ckpt-2"
-    again = load_policy(ckpt, "cpu", shard=True, mixed_precision=True)
+    again = load_policy(ckpt, "cpu", shard=True, mixed_precision=True).train()
     opt2 = torch.optim.AdamW(again.parameters(), lr=1e-3, weight_decay=0.01)
     assert restore(load_trainer_state(ckpt), again, opt2, rank) == 2
     want, got = step(model, opt, *args), step(again, opt2, *args)

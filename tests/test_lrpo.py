@@ -80,7 +80,7 @@ def test_every_ablation_flag_runs(tmp_path):
     for flags in (["--router_mode", "monolingual", "--lang_prompt", "none"], ["--router_mode", "english"],
                   ["--router_mode", "input", "--sampler", "hf"], ["--router_mode", "uniform", "--dtype", "bf16"],
                   ["--router_update", "pooled", "--lang_prompt", "system_en"],
-                  ["--calibration", "quantile", "--cal_ub"], ["--calibration", "none"],
+                  ["--calibration", "quantile", "--cal_ub"], ["--calibration", "none", "--grad_ckpt"],
                   ["--lang_prompt", "system", "--encoder_dtype", "bf16"],
                   ["--scale_rewards", "none", "--loss_agg", "seq-mean-token-sum-norm"],
                   ["--loss_agg", "seq-mean-token-mean", "--beta", "0"],
