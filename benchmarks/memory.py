@@ -26,8 +26,8 @@ Decisions:
    checks the sum against the bytes of the tensors autograd actually saves (saved-tensor hooks).
    On a GPU, left padding needs an attention mask, which keeps SDPA from its native GQA path, so
    k and v are counted at all H query heads there (`gqa_native=False`), and the (B, 1, T, T) bool
-   mask once per micro-batch. lrpo.py has no gradient checkpointing today; the plan shows the
-   figure with it (each layer keeps its bf16 input, one layer is recomputed) for comparison.
+   mask once per micro-batch. With lrpo.py --grad_ckpt each layer keeps only its bf16 input and
+   one layer at a time is recomputed in backward; the plan shows both figures.
 4. A micro-batch "fits" when its peak is at most 90% of the GPU's memory: the rest is left for the
    CUDA context, NCCL buffers and allocator fragmentation. Peak = states + gathered copies +
    activations + logits (B, R, V) bf16 + the loss path's extra (grpo.py chunked: the logits'
@@ -302,7 +302,7 @@ def print_plan(arch: str, world: int = 8, gpu_gib: float = 80, P_local: int = 32
     best = pick_micro_prompts(cfg, P_local, budget, gen_batch=P_local * K, **kw)
     best_ck = pick_micro_prompts(cfg, P_local, budget, gen_batch=P_local * K, checkpointing=True, **kw)
     print(f"largest that fits {0.9 * gpu_gib:.0f} GiB (90%): --micro_prompts {best or 'none'} without "
-          f"gradient checkpointing (lrpo.py today), {best_ck or 'none'} with it; --gen_batch_size "
+          f"gradient checkpointing, {best_ck or 'none'} with it (--grad_ckpt); --gen_batch_size "
           f"{pick_gen_batch(cfg, P_local * K, budget, **kw) or 'none'} (sampler.py's cache)")
 
 

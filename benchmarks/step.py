@@ -183,21 +183,22 @@ def arch_settings(a, world: int, budget: float | None) -> dict:
     beta = a.beta if a.beta is not None else (0.001 if cuda else 0.0)
     cfg = make_config(a.arch, layers)
     kw = dict(world=world, K=8, P=P, R=R, beta=beta, encoder_params=numel_on_meta(encoder_config(), causal_lm=False))
-    m, G = a.micro_prompts or P_local, P_local * 8                 # CPU: one micro-batch, one generation batch
+    m, G, ckpt = a.micro_prompts or P_local, P_local * 8, False      # CPU: one micro-batch, one generation batch
     if cuda:
         G = pick_gen_batch(cfg, G, budget, **kw) or 8
         m = a.micro_prompts or pick_micro_prompts(cfg, P_local, budget, gen_batch=G, **kw)
-        if m is None:
+        if m is None:                                           # Gemma-3-4B: only with --grad_ckpt
+            ckpt = True
+            m = pick_micro_prompts(cfg, P_local, budget, gen_batch=G, checkpointing=True, **kw) or 1
             print(f"the memory plan fits no --micro_prompts in {budget / 1e9:.0f} GB per GPU without gradient "
-                  "checkpointing (bench.py memory): trying 1, expect an out-of-memory error")
-            m = 1
+                  f"checkpointing (bench.py memory): --grad_ckpt --micro_prompts {m}")
     if S > 1:
         types = f" {cfg.layer_types}" if "layer_types" in ARCHS[a.arch]["config"] else ""
         print(f"--scale {S} cut: decoder layers {full.num_hidden_layers} -> {layers}{types}; prompts per rank "
               f"32 -> {P_local}; prompt tokens {a.prompt_len} -> {P}; new tokens {a.new_tokens} -> {R}; kept: "
               f"hidden {cfg.hidden_size}, heads {cfg.num_attention_heads} (KV {cfg.num_key_value_heads}), vocabulary "
               f"{cfg.vocab_size:,}; beta {beta}" + ("" if cuda else " (no reference copy on CPU)"))
-    return dict(cfg=cfg, layers=layers, P_local=P_local, P=P, R=R, beta=beta, m=m, G=G, kw=kw)
+    return dict(cfg=cfg, layers=layers, P_local=P_local, P=P, R=R, beta=beta, m=m, G=G, ckpt=ckpt, kw=kw)
 
 
 def arch_main(a) -> None:
@@ -220,7 +221,7 @@ def arch_main(a) -> None:
                  "--max_prompt_len", str(s["P"]), "--max_new_tokens", str(s["R"]), "--gen_batch_size", str(s["G"]),
                  "--micro_prompts", str(s["m"]), "--beta", str(s["beta"]), "--max_steps", str(a.steps),
                  "--sft_steps", "0", "--save_every", "1000000", "--seed", "0"]
-        flags += ["--sampler", a.sampler] if a.sampler else []
+        flags += (["--sampler", a.sampler] if a.sampler else []) + (["--grad_ckpt"] if s["ckpt"] else [])
         load = " ".join(open("/proc/loadavg").read().split()[:3])
         rows = run_lrpo(flags, os.path.join(d, "out"), a.steps, nproc=world if cuda else 0)
     sampler = a.sampler or ("ours (lrpo.py's default)" if _lrpo_flag("--sampler") else "transformers generate()")
