@@ -176,7 +176,7 @@ try:                                                             # every line, b
     items = load_train(args.train_file, LANGUAGES, TOPICS)
     sft_records = load_sft(args.sft_file, LANGUAGES) if args.sft_steps and args.sft_file else []
     if shared := {question_key(r["question"]) for r in sft_records} & {question_key(it["question"]) for it in items}:
-        raise ValueError(f"{args.sft_file} shares {len(shared)} questions with {args.train_file}: the warm "
+        raise ValueError(f"{args.sft_file} shares {len(shared)} question(s) with {args.train_file}: the warm "
                          "start must be disjoint from the RL data (paper §5.4)")
     calib = None                                                 # --calib_file, the release's table, or built below
     if args.calibration != "none" and (args.calib_file or not args.tiny):
