@@ -43,7 +43,7 @@ Decisions:
 8. Close neighbours. Over the full set, py3langid names Standard Chinese "wuu" (Wu) and Standard
    Arabic "ary" (Moroccan), and it reads short questions as a neighbour of their language ("Hoe
    ontstaat onweer?" af, "Чем знаменит город Самарканд?" mk, "Apa itu ibadah haji dan kapan
-   pelaksanaannya?" ms). Two rules, measured on tests/test_reward.py's sets and data/sample/:
+   pelaksanaannya?" ms). Two rules, measured on tests/test_lid.py's sets and data/sample/:
    (a) FOLDED: wuu -> zh, ary and arz -> ar, regional varieties written in the standard script of
    a router language (the same ISO 639-3 macrolanguage); Standard Chinese scored up to 13.2 above
    zh as wuu. Cantonese (yue, its own characters) stays apart: no Mandarin text came within 16.
