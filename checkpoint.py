@@ -90,13 +90,14 @@ def save_model_dir(path: str, model, tok, state_dict: dict, trainer_state: dict 
         raise CheckpointError(f"cannot write {path}: {str(e).strip().splitlines()[0]}") from None
 
 
-def save_policy(path: str, model, tok, group=None) -> None:
-    """The model directory at `path` (rank 0 writes, atomically). Collective: every rank calls it."""
+def save_policy(path: str, model, tok, group=None, trainer_state: dict | None = None) -> None:
+    """The model directory at `path` (and trainer_state.pt when given), written by rank 0,
+    atomically; every rank learns rank 0's outcome. Collective: every rank calls it."""
     sd = full_state_dict(model)
     error = None
     if not dist.is_initialized() or dist.get_rank() == 0:
         try:
-            save_model_dir(path, model, tok, sd)
+            save_model_dir(path, model, tok, sd, trainer_state)
         except CheckpointError as e:
             error = str(e)
     if error := all_gather(error, group)[0]:
@@ -107,19 +108,11 @@ def save_checkpoint(out_dir: str, step: int, model, tok, opt, state: dict, group
     """ckpt-STEP/: model + trainer_state.pt {step, optimizer, rng, world, **state}. Collective;
     `group` is the process group that waits for rank 0's write (one with a long timeout)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-    sd = full_state_dict(model)
     osd = get_optimizer_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     rng = all_gather({"cpu": torch.get_rng_state(),
                       "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None})
-    error = None
-    if not dist.is_initialized() or dist.get_rank() == 0:
-        try:
-            save_model_dir(os.path.join(out_dir, f"ckpt-{step}"), model, tok, sd,
-                           {"step": step, "optimizer": osd, "rng": rng, "world": len(rng), **state})
-        except CheckpointError as e:
-            error = str(e)
-    if error := all_gather(error, group)[0]:               # every rank learns rank 0's outcome
-        raise CheckpointError(error)
+    save_policy(os.path.join(out_dir, f"ckpt-{step}"), model, tok, group,
+                {"step": step, "optimizer": osd, "rng": rng, "world": len(rng), **state})
 
 
 # ----------------------------------------------------------------------------- resume

@@ -59,6 +59,7 @@ from calibrate import CalibrationTable
 from data.eval_sets import (LETTERS, MC_MODES, METRICS, TASKS, extract_choice, extract_number, load_items,
                             load_suite, normalise_lang)
 from data.records import RecordError, check_model
+from grpo import init_distributed
 from reward import LANGUAGES, Encoder, compute_rewards
 
 # --- prompts and model calls ----------------------------------------------------------------------
@@ -353,15 +354,8 @@ def main(argv=None) -> None:
     for name in [args.model] + ([args.judge or args.encoder] if has_open else []):
         check_model(name)                                                 # a typo fails now, not after a hub retry
 
-    # distributed: one process per device under torchrun, else one CPU / GPU process
-    ddp = int(os.environ.get("RANK", -1)) != -1
-    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
-    cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
-    if ddp:
-        if cuda:
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if cuda else "gloo")
+    rank, world, device = init_distributed()        # one process per device under torchrun, else one process
+    ddp = dist.is_initialized()
 
     model, tok = load_model(args.model, device)
     extras = {}
