@@ -28,11 +28,18 @@ Decisions:
    state dict path (seen with torch 2.13). Generation runs inside `unsharded(model)`: with every
    parameter gathered and reshard-after-forward off, a forward pass issues no collective, so ranks
    may stop generating at different lengths without deadlocking (sampler.py generates inside it).
-7. Distributed helpers (`init_distributed`, `barrier`, `all_gather`, `all_reduce_sum`) are no-ops
-   in one process, so a training loop needs no `if ddp:` around them.
 6. Rollouts (sampler.py) are one tensor per batch: the left-padded prompt then the response, padded
    after its stop; the training forward (`response_logits`) gives position ids that skip the left
    padding, as the samplers do, so the log-probs it trains on are those the samples were drawn from.
+7. Distributed helpers (`init_distributed`, `barrier`, `all_gather`, `all_reduce_sum`,
+   `all_reduce_max`) are no-ops in one process, so a training loop needs no `if ddp:` around them.
+8. When several optimizer steps share a rollout batch (update.py) the ratio moves, and verl's
+   safeguards are one argument each, off by default: dual-clip (Ye et al., 2020: for A < 0 the
+   token loss is at most -A * clip_c, clip_c > 1), the log-ratio clamped to +-log_ratio_clamp
+   before exp (in the ratio and in k3), k3 clamped to +-kl_clamp (verl's `low_var_kl`: 20 and 10).
+   The gradient is 0 wherever a bound is taken. Stats: clip fractions on each side (low: ratio
+   < 1 - eps_low with A < 0; high: ratio > 1 + eps_high with A > 0), ratio min / mean / max, and
+   approx_kl = mean(ratio - 1 - log ratio), the k3 estimate of KL(old || new) on the old samples.
 """
 import contextlib
 import os
@@ -50,7 +57,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
                      eps: float = 1e-6) -> torch.Tensor:
     """Group-normalised advantages (Decision 1).
 
-    rewards: (N,) in group-major order, N = prompts * group_size  ->  (N,) float32
+    rewards: (N,) in group-major order, N = prompts * group_size  ->  (N,) float32 (fp64 rewards: fp64)
     """
     if rewards.dim() != 1:
         raise ValueError(f"rewards must be 1-D (N,), got shape {tuple(rewards.shape)}")
@@ -60,7 +67,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
         raise ValueError(f"rewards contain non-finite values: {rewards.tolist()}")
     if scale not in ("group", "none"):
         raise ValueError(f"scale must be 'group' or 'none', got {scale!r}")
-    r = rewards.float().view(-1, group_size)                        # (P, K)
+    r = rewards.to(torch.promote_types(rewards.dtype, torch.float32)).view(-1, group_size)   # (P, K)
     centred = r - r.mean(dim=1, keepdim=True)
     # An all-equal group has r - mean == 0 up to rounding; force it to exactly 0.
     flat = (r == r[:, :1]).all(dim=1, keepdim=True)                 # (P, 1)
@@ -77,12 +84,12 @@ class _ChunkedLogprob(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, targets, temperature, chunk):
-        # logits (R, V) any float dtype, targets (R,) int64 -> logp (R,) fp32
-        R = logits.shape[0]
-        logp = torch.empty(R, dtype=torch.float32, device=logits.device)
-        lse = torch.empty(R, dtype=torch.float32, device=logits.device)
+        # logits (R, V) any float dtype, targets (R,) int64 -> logp (R,) fp32 (fp64 for fp64 logits)
+        R, ctype = logits.shape[0], torch.promote_types(logits.dtype, torch.float32)
+        logp = torch.empty(R, dtype=ctype, device=logits.device)
+        lse = torch.empty(R, dtype=ctype, device=logits.device)
         for s in range(0, R, chunk):
-            x = logits[s:s + chunk].float()                         # (c, V) fp32, one chunk only
+            x = logits[s:s + chunk].to(ctype)                       # (c, V) fp32, one chunk only
             if temperature != 1.0:
                 x = x / temperature
             y = targets[s:s + chunk, None]                          # (c, 1)
@@ -99,10 +106,10 @@ class _ChunkedLogprob(torch.autograd.Function):
         temp, chunk = ctx.temperature, ctx.chunk
         grad = torch.empty_like(logits)                             # (R, V) in the logits' dtype
         for s in range(0, logits.shape[0], chunk):
-            x = logits[s:s + chunk].to(torch.float32, copy=True)    # (c, V), safe to edit in place
+            x = logits[s:s + chunk].to(lse.dtype, copy=True)        # (c, V), safe to edit in place
             if temp != 1.0:
                 x.div_(temp)
-            g = grad_logp[s:s + chunk, None].float()                # (c, 1)
+            g = grad_logp[s:s + chunk, None].to(lse.dtype)          # (c, 1)
             p = torch.exp_(x.sub_(lse[s:s + chunk, None])).mul_(-g)  # -g * softmax, in place
             p.scatter_add_(1, targets[s:s + chunk, None], g)
             grad[s:s + chunk] = p.div_(temp) if temp != 1.0 else p
@@ -113,7 +120,7 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: flo
                    chunk_rows: int = 1024) -> torch.Tensor:
     """Log-probability of each target token, without a (B, T, V) fp32 intermediate.
 
-    logits: (B, T, V) fp32 or bf16; targets: (B, T) int  ->  (B, T) fp32
+    logits: (B, T, V) fp32 or bf16; targets: (B, T) int  ->  (B, T) fp32 (fp64 logits: fp64)
     """
     if logits.shape[:-1] != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree")
@@ -131,37 +138,61 @@ def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch
               advantages: torch.Tensor, mask: torch.Tensor, clip_low: float = 0.2,
               clip_high: float = 0.2, beta: float = 0.001, agg: str = "token-mean",
               num_tokens: float | None = None, num_seqs: float | None = None,
-              max_len: int | None = None) -> tuple[torch.Tensor, dict]:
-    """Clipped GRPO surrogate plus k3 KL, aggregated over response tokens (Decisions 3, 4).
+              max_len: int | None = None, clip_c: float | None = None,
+              log_ratio_clamp: float | None = None, kl_clamp: float | None = None
+              ) -> tuple[torch.Tensor, dict]:
+    """Clipped GRPO surrogate plus k3 KL, aggregated over response tokens (Decisions 3, 4, 8).
 
     logp, old_logp, ref_logp, mask: (B, T); advantages: (B,)  ->  loss (), stats {str: float}
     old_logp=None means on-policy (old_logp = logp.detach()). ref_logp=None or beta=0 skips KL.
     num_tokens: response tokens of the global batch (token-mean); num_seqs: sequences of the global
     batch (the seq-mean aggregations); max_len: Dr.GRPO's constant length normaliser. Each defaults
     to this call's own count, which is right only when the whole batch is in this call.
+    clip_c: dual-clip bound (> 1; None = off); log_ratio_clamp, kl_clamp: verl's clamps (None = off).
+    stats: token means of ratio, clip_frac (= clip_low_frac + clip_high_frac), dual_clip_frac, kl,
+    approx_kl (k3 of the new policy from the old, on the old's samples); ratio_min / ratio_max over
+    the response tokens (+inf / -inf when there are none); tokens.
     """
+    if clip_c is not None and not clip_c > 1:
+        raise ValueError(f"clip_c must be > 1 (dual-clip caps a loss above the clipped one), got {clip_c}")
     mask = mask.to(logp.dtype)
     if old_logp is None:
         old_logp = logp.detach()
     A = advantages.to(logp.dtype)[:, None]                          # (B, 1)
-    ratio = torch.exp(logp - old_logp)                              # (B, T)
+    log_ratio = logp - old_logp                                     # (B, T)
+    if log_ratio_clamp is not None:                                 # verl: exp never overflows
+        log_ratio = log_ratio.clamp(-log_ratio_clamp, log_ratio_clamp)
+    ratio = torch.exp(log_ratio)                                    # (B, T)
     surr = ratio * A
     surr_clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high) * A
     per_token = -torch.minimum(surr, surr_clipped)                  # (B, T)
+    if clip_c is not None:                                          # dual-clip: A < 0 costs at most -A c
+        capped = torch.minimum(per_token, -A * clip_c)
+        per_token = torch.where(A < 0, capped, per_token)
     use_kl = ref_logp is not None and beta > 0
     if use_kl:
         d = ref_logp - logp
+        if log_ratio_clamp is not None:
+            d = d.clamp(-log_ratio_clamp, log_ratio_clamp)
         kl = torch.exp(d) - d - 1.0                                 # k3, >= 0
+        if kl_clamp is not None:
+            kl = kl.clamp(-kl_clamp, kl_clamp)
         per_token = per_token + beta * kl
 
     loss = aggregate(per_token, mask, agg, num_tokens, num_seqs, max_len)
     with torch.no_grad():
-        count = mask.sum().clamp(min=1.0)
+        on, count = mask > 0, mask.sum().clamp(min=1.0)
         clipped = (surr_clipped < surr).to(mask.dtype)              # the clipped side was taken
-        stats = {"ratio": float((ratio * mask).sum() / count),
-                 "clip_frac": float((clipped * mask).sum() / count),
-                 "kl": float((kl * mask).sum() / count) if use_kl else 0.0,
-                 "tokens": float(mask.sum())}
+        low, high = clipped * (ratio < 1), clipped * (ratio > 1)
+        dual = (A < 0) & (-A * clip_c < -torch.minimum(surr, surr_clipped)) if clip_c is not None else on & False
+        zero = mask.new_zeros(())
+        means = torch.stack([(x * mask).sum() / count for x in (
+            ratio, clipped, low, high, dual.to(mask.dtype), kl if use_kl else zero, ratio - 1.0 - log_ratio)])
+        extremes = torch.stack([ratio.masked_fill(~on, float("inf")).min(),
+                                ratio.masked_fill(~on, float("-inf")).max(), mask.sum()])
+        values = torch.cat([means, extremes]).tolist()              # one host sync
+        stats = dict(zip(("ratio", "clip_frac", "clip_low_frac", "clip_high_frac", "dual_clip_frac", "kl",
+                          "approx_kl", "ratio_min", "ratio_max", "tokens"), values))
     return loss, stats
 
 
@@ -187,8 +218,9 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, agg: str = "token-mea
 def policy_loss(logits: torch.Tensor, targets: torch.Tensor, rewards: torch.Tensor,
                 mask: torch.Tensor, group_size: int, *, old_logp: torch.Tensor | None = None,
                 ref_logp: torch.Tensor | None = None, temperature: float = 1.0, scale: str = "group",
-                clip_low: float = 0.2, clip_high: float = 0.2, beta: float = 0.001,
-                agg: str = "token-mean", num_tokens: float | None = None,
+                clip_low: float = 0.2, clip_high: float = 0.2, clip_c: float | None = None,
+                log_ratio_clamp: float | None = None, kl_clamp: float | None = None,
+                beta: float = 0.001, agg: str = "token-mean", num_tokens: float | None = None,
                 num_seqs: float | None = None, max_len: int | None = None,
                 kernel: str = "torch") -> tuple[torch.Tensor, dict]:
     """Rewards and logits to the aggregated GRPO loss, by either path; rows hold whole groups.
@@ -199,7 +231,8 @@ def policy_loss(logits: torch.Tensor, targets: torch.Tensor, rewards: torch.Tens
     The other arguments are grpo_loss's and group_advantages'.
     """
     counts = dict(agg=agg, num_tokens=num_tokens, num_seqs=num_seqs, max_len=max_len)
-    clip = dict(clip_low=clip_low, clip_high=clip_high)
+    clip = dict(clip_low=clip_low, clip_high=clip_high, clip_c=clip_c, log_ratio_clamp=log_ratio_clamp,
+                kl_clamp=kl_clamp)
     if kernel == "torch":
         A = group_advantages(rewards, group_size, scale)
         logp = token_logprobs(logits, targets, temperature)
@@ -327,13 +360,22 @@ def all_gather(obj, group=None) -> list:
     return out
 
 
-def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
-    """Sum a tensor over ranks in place when torch.distributed is up; identity otherwise.
-    A CPU tensor under NCCL travels through the current CUDA device and back."""
+def all_reduce_sum(x: torch.Tensor, group=None) -> torch.Tensor:
+    """Sum a tensor over ranks (of `group`, default all) in place when torch.distributed is up;
+    identity otherwise. A CPU tensor under NCCL travels through the current CUDA device and back."""
+    return _all_reduce(x, dist.ReduceOp.SUM, group)
+
+
+def all_reduce_max(x: torch.Tensor, group=None) -> torch.Tensor:
+    """Element-wise maximum over ranks, in place, as all_reduce_sum."""
+    return _all_reduce(x, dist.ReduceOp.MAX, group)
+
+
+def _all_reduce(x: torch.Tensor, op, group) -> torch.Tensor:
     if _distributed():
-        if dist.get_backend() == "nccl" and not x.is_cuda:
+        if dist.get_backend(group) == "nccl" and not x.is_cuda:
             y = x.cuda()
-            dist.all_reduce(y, op=dist.ReduceOp.SUM)
+            dist.all_reduce(y, op=op, group=group)
             return x.copy_(y)
-        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        dist.all_reduce(x, op=op, group=group)
     return x

@@ -18,12 +18,18 @@ How LRPO departs from GRPO (paper §3, Algorithms 1 and 2):
    moves A (and B for regional items) by EMA; tau and eps anneal every step; ranks sum the buckets.
 
 Decisions (the release's behaviour beside ours where they differ):
-1. One optimizer step per batch (the release's setting): old_logp = logp.detach(), no forward spent
-   on it. The reference model (the initial or warm-started policy, frozen) runs only if beta > 0.
+1. Optimizer steps per rollout batch (update.py): --mini_batches M splits it into M steps over
+   whole groups, --ppo_epochs E passes over it. M = E = 1 is the paper's reading (App. C.1, batch
+   256): old_logp = logp.detach(), the clip never acts. The authors' script rolls out 2048 prompts
+   per step and trains on them in 8 mini-batches of 256, old log-probs recomputed by the policy,
+   with verl's dual-clip (--clip_c 3) and clamps (--verl_clamps): README, recipes. Either way the
+   router updates once per rollout step, as the release's trainer does. The reference model (the
+   initial or warm-started policy, frozen) runs only if beta > 0.
 2. Micro-batches hold whole groups (--micro_prompts x K), so the fused kernel forms the advantages
-   itself. The loss is normalised by the response tokens of the global batch and multiplied by the
-   world size to undo FSDP's averaging (grpo.py, Decision 4): the gradient does not depend on world
-   size or micro-batch split. The release normalises by each micro-batch's own tokens.
+   itself. The loss is normalised by the response tokens of the optimizer step's mini-batch over all
+   ranks and multiplied by the world size to undo FSDP's averaging (grpo.py, Decision 4): the
+   gradient does not depend on world size or micro-batch split. The release normalises by each
+   micro-batch's own tokens.
 3. Translation items are never routed, and their right answer is in the language they translate
    into: that language (the reference's, detected) is asked for, gated and calibrated. The release
    asks for and gates on the question's language, which scores a correct translation 0.
@@ -53,12 +59,12 @@ from calibrate import CalibrationTable, build_table, group_parallel, load_parall
 from checkpoint import CheckpointError, load_policy, open_run, restore, save_checkpoint, save_policy, start_logs
 from data.prompts import REQUESTS, build_prompt, prompt_tokens
 from data.records import check_model, load_sft, load_train, question_key, ranged
-from grpo import (LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss,
-                  response_logits, token_logprobs, unsharded)
+from grpo import LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss, unsharded
 from reward import LANGUAGES, Encoder, compute_rewards, detect_language
 from router import MODES, REGIONS, TOPICS, UPDATES, LanguageRouter
 from sampler import SAMPLERS, generate_rollouts
 from sft import sft_examples, warm_start
+from update import NonFiniteError, policy_update
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -110,6 +116,10 @@ g.add_argument("--clip_low", type=ranged(float, lo=0, hi=1), default=0.2, help="
 g.add_argument("--clip_high", type=ranged(float, lo=0), default=0.2, help="ratio clip above 1 (>= 0)")
 g.add_argument("--beta", type=ranged(float, lo=0), default=0.001, help="k3 KL coefficient (0 = off: no reference model)")
 g.add_argument("--loss_agg", choices=LOSS_AGGS, default="token-mean", help="loss aggregation")
+g.add_argument("--mini_batches", type=INT1, default=1, help="optimizer steps per rollout batch, each on 1/M of its groups (the release: 8)")
+g.add_argument("--ppo_epochs", type=INT1, default=1, help="passes of --mini_batches optimizer steps over each rollout batch (>= 1)")
+g.add_argument("--clip_c", type=ranged(float, above=1), help="dual-clip: the token loss of A < 0 is at most -A * C (> 1; the release: 3)")
+g.add_argument("--verl_clamps", action="store_true", help="verl's clamps: log-ratios to +-20 before exp, k3 KL to +-10 (the release)")
 g.add_argument("--micro_prompts", type=INT1, default=1, help="prompts (x K rollouts) per forward/backward on a rank (>= 1)")
 g.add_argument("--grad_ckpt", action="store_true", help="recompute decoder activations in backward (Gemma-3-4B needs it: python bench.py memory)")
 g.add_argument("--epochs", type=INT1, default=4, help="passes over the training set (>= 1)")
@@ -159,13 +169,15 @@ def fail(msg):
 
 # ----------------------------------------------------------------------------- checks, inputs
 P_rank = args.prompts_per_step // world                        # prompts per rank per step
-for bad, msg in [
+M = args.mini_batches
+for bad, msg in [                                              # usage errors too, once the world size is known
     (args.prompts_per_step % world, f"--prompts_per_step {args.prompts_per_step} is not divisible by the world size {world}"),
-    (P_rank % args.micro_prompts, f"{P_rank} prompts per rank do not split into micro-batches of --micro_prompts {args.micro_prompts}"),
+    (P_rank % M, f"{P_rank} prompts per rank do not split into --mini_batches {M} of whole groups"),
+    (P_rank // M % args.micro_prompts, f"{P_rank // M} prompts per rank and mini-batch do not split into micro-batches of --micro_prompts {args.micro_prompts}"),
     (args.sft_steps and args.sft_batch % world, f"--sft_batch {args.sft_batch} is not divisible by the world size {world}"),
 ]:
     if bad:
-        fail(msg)
+        p.error(msg)
 if args.wandb and importlib.util.find_spec("wandb") is None:     # optional, only with --wandb
     fail("--wandb needs the wandb package: pip install wandb")
 if args.lang_prompt == "tag" and not args.sft_steps and not args.resume:
@@ -273,8 +285,12 @@ if master and args.wandb:                                        # one run id pe
     run_id = hashlib.sha256(os.path.abspath(args.out_dir).encode()).hexdigest()[:16]
     wandb.init(project=args.wandb, id=run_id, resume="allow", config=vars(args), dir=args.out_dir)
 loss_fn = partial(policy_loss, group_size=args.K, temperature=args.temperature, scale=args.scale_rewards,
-                  clip_low=args.clip_low, clip_high=args.clip_high, beta=args.beta, agg=args.loss_agg,
-                  num_seqs=args.prompts_per_step * args.K, max_len=args.max_new_tokens, kernel=kernel)
+                  clip_low=args.clip_low, clip_high=args.clip_high, clip_c=args.clip_c,
+                  log_ratio_clamp=20.0 if args.verl_clamps else None, kl_clamp=10.0 if args.verl_clamps else None,
+                  beta=args.beta, agg=args.loss_agg, max_len=args.max_new_tokens, kernel=kernel)
+update = partial(policy_update, loss_fn=loss_fn, group_size=args.K, mini_batches=M, epochs=args.ppo_epochs,
+                 micro_prompts=args.micro_prompts, ref_model=ref_model, temperature=args.temperature,
+                 grad_clip=args.grad_clip, autocast=amp)
 
 
 # ----------------------------------------------------------------------------- training
@@ -295,7 +311,6 @@ for step in bar:
         ids, am, P = generate_rollouts(model, tok, prompts, args.max_new_tokens, args.temperature, args.top_p,
                                        args.gen_batch_size, sampler=args.sampler)  # (N, P+R), N = P_rank * K
     resp, rmask = ids[:, P:], am[:, P:]                          # (N, R)
-    R = resp.shape[1]
     t_generate = time.time() - t0
 
     # --- reward: calibrated similarity x language gate (reward.py, calibrate.py)
@@ -307,33 +322,12 @@ for step in bar:
     rewards = out["reward"].to(device)                           # (N,)
     t_reward = time.time() - t0
 
-    # --- train: one optimizer step; token-mean over the global batch (grpo.py)
+    # --- train: --ppo_epochs x --mini_batches optimizer steps; token-mean per step (update.py, grpo.py)
     t0 = time.time()
-    model.train()
-    num_tokens = float(all_reduce_sum(rmask.sum().float().cpu()))
-    acc = dict.fromkeys(("loss", "kl", "clip_frac", "ratio", "tokens"), 0.0)
-    n_micro = P_rank // args.micro_prompts
-    for i in range(n_micro):
-        rows = slice(i * args.micro_prompts * K, (i + 1) * args.micro_prompts * K)
-        if ddp:
-            model.set_requires_gradient_sync(i == n_micro - 1)   # reduce-scatter once per step
-        ref_logp = None
-        if ref_model is not None:
-            with torch.no_grad(), amp():
-                ref_logp = token_logprobs(response_logits(ref_model, ids[rows], am[rows], R), resp[rows],
-                                          args.temperature)                     # (b, R)
-        with amp():
-            logits = response_logits(model, ids[rows], am[rows], R)   # (b, R, V)
-        loss, st = loss_fn(logits, resp[rows], rewards[rows], rmask[rows], ref_logp=ref_logp, num_tokens=num_tokens)
-        (loss * world).backward()                                # FSDP averages over ranks
-        acc["loss"] += loss.item()
-        for k in ("kl", "clip_frac", "ratio"):                   # token-weighted across micro-batches
-            acc[k] += st[k] * st["tokens"]
-        acc["tokens"] += st["tokens"]
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip or float("inf"))
-    grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-    opt.step()
-    opt.zero_grad(set_to_none=True)
+    try:
+        upd = update(model, opt, ids, am, rewards, rmask)         # {stat: [value per optimizer step]}
+    except NonFiniteError as e:
+        fail(f"step {step + 1}: {e}; stopped before the optimizer step (the newest checkpoint is intact)")
     t_train = time.time() - t0
 
     # --- router: buffer every group's rewards; EMA update every M steps (all ranks agree)
@@ -342,19 +336,19 @@ for step in bar:
     updated = router.step()
 
     # --- log: sums over ranks, one line per step from rank 0
-    local = {**{k: float(out[k].sum()) for k in ("reward", "r_qual", "r_lang", "sim")}, **acc,
+    local = {**{k: float(out[k].sum()) for k in ("reward", "r_qual", "r_lang", "sim")},
              "n": len(texts), "response_tokens": float(rmask.sum()),
              "missing_pairs": out["missing_pairs"], "no_language": out["no_language"]}
     tot = dict(zip(local, all_reduce_sum(torch.tensor(list(local.values()), dtype=torch.float64)).tolist()))
     peak = torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else \
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # CPU: max resident set, kB -> GB
     row = {"step": step + 1, **{k: tot[k] / tot["n"] for k in ("reward", "r_qual", "r_lang", "sim")},
-           "loss": tot["loss"], **{k: tot[k] / max(tot["tokens"], 1) for k in ("kl", "clip_frac", "ratio")},
-           "grad_norm": float(grad_norm), "response_len": tot["response_tokens"] / tot["n"],
+           **{k: sum(upd[k]) / len(upd[k]) for k in ("loss", "kl", "clip_frac", "ratio", "grad_norm")},
+           "response_len": tot["response_tokens"] / tot["n"],
            "tokens_per_s": tot["response_tokens"] / t_generate, "t_generate": t_generate,
            "t_reward": t_reward, "t_train": t_train, "peak_mem_gb": max(all_gather(peak)), "tau": router.tau,
            "eps": router.eps, "missing_pairs": int(tot["missing_pairs"]), "no_language": int(tot["no_language"]),
-           "router_updated": updated}
+           "router_updated": updated, "updates": upd}
     if master:
         with open(metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")

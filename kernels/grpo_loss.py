@@ -37,6 +37,12 @@ Decisions:
    paper gives none), as grpo.py and kernels/reference.py: the three loss paths agree unasked.
 8. tests/test_kernel_compile.py compiles every variant these launchers can pick ahead of time for
    sm_80 and sm_90 (no GPU needed) and checks registers, spills and shared memory.
+9. Several optimizer steps per rollout batch move the ratio, and verl's safeguards then act:
+   dual-clip (for A < 0 the token loss is at most -A * clip_c), the log-ratio clamped to
+   +-log_ratio_clamp before exp (in the ratio and in k3), k3 clamped to +-kl_clamp. Each is a float
+   argument, +inf when off (a no-op bound), so no new compiled variant. For A < 0 the clipped
+   surrogate is -A * max(ratio, clip(ratio)), so dual-clip is -A * min(that max, clip_c). The
+   gradient is 0 wherever a bound is taken, as torch.clamp and torch.minimum give it.
 """
 import os
 
@@ -66,9 +72,9 @@ def _group_advantage(REWARDS, b, group_size, inv_dof, eps, SCALE_GROUP: tl.const
 
 @triton.jit
 def _grpo_fwd_kernel(LOGITS, stride_b, stride_t, TARGETS, MASK, REWARDS, OLD_LOGP, REF_LOGP,
-                     LOSS, LOGP, LSE, ADV, T, V, group_size, inv_dof, clip_low, clip_high,
-                     beta, temperature, eps, SCALE_GROUP: tl.constexpr, BLOCK_K: tl.constexpr,
-                     BLOCK_V: tl.constexpr):
+                     LOSS, LOGP, LSE, ADV, T, V, group_size, inv_dof, clip_low, clip_high, clip_c,
+                     lr_clamp, kl_clamp, beta, temperature, eps, SCALE_GROUP: tl.constexpr,
+                     BLOCK_K: tl.constexpr, BLOCK_V: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)                # token row in the flattened (B * T)
     b = row // T
     t = row % T
@@ -94,12 +100,13 @@ def _grpo_fwd_kernel(LOGITS, stride_b, stride_t, TARGETS, MASK, REWARDS, OLD_LOG
             old = logp
         else:
             old = tl.load(OLD_LOGP + row)
-        ratio = tl.exp(logp - old)
+        ratio = tl.exp(tl.minimum(tl.maximum(logp - old, -lr_clamp), lr_clamp))   # decision 9
         clipped = tl.minimum(tl.maximum(ratio, 1.0 - clip_low), 1.0 + clip_high)
         loss = -tl.minimum(ratio * A, clipped * A)
+        loss = tl.where(A < 0, -A * tl.minimum(tl.maximum(ratio, clipped), clip_c), loss)   # dual-clip
         if REF_LOGP is not None:                       # k3 KL: exp(ref - logp) - (ref - logp) - 1
-            d = tl.load(REF_LOGP + row) - logp
-            loss += beta * (tl.exp(d) - d - 1.0)
+            d = tl.minimum(tl.maximum(tl.load(REF_LOGP + row) - logp, -lr_clamp), lr_clamp)
+            loss += beta * tl.minimum(tl.maximum(tl.exp(d) - d - 1.0, -kl_clamp), kl_clamp)
         tl.store(LOSS + row, loss)
         tl.store(LOGP + row, logp)
         tl.store(LSE + row, lse)
@@ -108,7 +115,8 @@ def _grpo_fwd_kernel(LOGITS, stride_b, stride_t, TARGETS, MASK, REWARDS, OLD_LOG
 @triton.jit
 def _grpo_bwd_kernel(GRAD_LOSS, GRAD_LOGP, DLOGITS, dstride_b, dstride_t, LOGITS, stride_b,
                      stride_t, TARGETS, MASK, ADV, OLD_LOGP, REF_LOGP, LOGP, LSE, T, V, clip_low,
-                     clip_high, beta, temperature, BLOCK_V: tl.constexpr):
+                     clip_high, clip_c, lr_clamp, kl_clamp, beta, temperature,
+                     BLOCK_V: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     b = row // T
     t = row % T
@@ -121,12 +129,20 @@ def _grpo_bwd_kernel(GRAD_LOSS, GRAD_LOGP, DLOGITS, dstride_b, dstride_t, LOGITS
             old = logp
         else:
             old = tl.load(OLD_LOGP + row)
-        ratio = tl.exp(logp - old)
+        log_ratio = logp - old
+        ratio = tl.exp(tl.minimum(tl.maximum(log_ratio, -lr_clamp), lr_clamp))
         clipped = tl.minimum(tl.maximum(ratio, 1.0 - clip_low), 1.0 + clip_high)
-        # d(-min(ratio A, clip(ratio) A)) / d logp: -ratio A where the unclipped side is taken.
-        dlogp = tl.where(ratio * A <= clipped * A, -ratio * A, 0.0)
+        # d(-min(ratio A, clip(ratio) A)) / d logp: -ratio A where the unclipped side is taken,
+        # 0 where dual-clip caps the loss (A < 0) or the log-ratio is outside its clamp.
+        live = (ratio * A <= clipped * A) & ((A >= 0) | (tl.maximum(ratio, clipped) <= clip_c))
+        live = live & (log_ratio >= -lr_clamp) & (log_ratio <= lr_clamp)
+        dlogp = tl.where(live, -ratio * A, 0.0)
         if REF_LOGP is not None:                       # d k3 / d logp = 1 - exp(ref - logp)
-            dlogp += beta * (1.0 - tl.exp(tl.load(REF_LOGP + row) - logp))
+            d = tl.load(REF_LOGP + row) - logp
+            dc = tl.minimum(tl.maximum(d, -lr_clamp), lr_clamp)
+            k3 = tl.exp(dc) - dc - 1.0
+            live_kl = (d >= -lr_clamp) & (d <= lr_clamp) & (k3 >= -kl_clamp) & (k3 <= kl_clamp)
+            dlogp += tl.where(live_kl, beta * (1.0 - tl.exp(dc)), 0.0)
         dlogp = dlogp * tl.load(GRAD_LOSS + row) + tl.load(GRAD_LOGP + row)
 
         # d logp / d x_v = (1[v == y] - softmax_v) / tau, softmax recomputed from the saved lse.
@@ -151,7 +167,7 @@ def _launch_config(V: int, block_v: int | None) -> dict:
 
 
 def _forward(logits, targets, mask, rewards, old_logp, ref_logp, group_size, clip_low, clip_high,
-             beta, temperature, scale, eps, block_v):
+             clip_c, lr_clamp, kl_clamp, beta, temperature, scale, eps, block_v):
     """Launch the forward kernel. logits (B, T, V); targets, mask (B, T); rewards (B,)
     -> loss, logp, lse (B, T) fp32 and A (B,) fp32."""
     B, T, V = logits.shape
@@ -161,22 +177,23 @@ def _forward(logits, targets, mask, rewards, old_logp, ref_logp, group_size, cli
     _grpo_fwd_kernel[(B * T,)](
         logits, logits.stride(0), logits.stride(1), targets, mask, rewards, old_logp,
         ref_logp if beta > 0 else None, loss, logp, lse, adv, T, V, group_size,
-        1.0 / max(group_size - 1, 1), clip_low, clip_high, beta, temperature, eps,
+        1.0 / max(group_size - 1, 1), clip_low, clip_high, clip_c, lr_clamp, kl_clamp, beta,
+        temperature, eps,
         SCALE_GROUP=scale == "group", BLOCK_K=triton.next_power_of_2(group_size),
         **_launch_config(V, block_v))
     return loss, logp, lse, adv
 
 
 def _backward(grad_loss, grad_logp, dlogits, logits, targets, mask, adv, old_logp, ref_logp,
-              logp, lse, clip_low, clip_high, beta, temperature, block_v):
+              logp, lse, clip_low, clip_high, clip_c, lr_clamp, kl_clamp, beta, temperature, block_v):
     """Launch the backward kernel: writes d(sum grad_loss * loss + grad_logp * logp) / d logits
     into dlogits (B, T, V), which may be the logits buffer itself."""
     B, T, V = logits.shape
     _grpo_bwd_kernel[(B * T,)](
         grad_loss, grad_logp, dlogits, dlogits.stride(0), dlogits.stride(1), logits,
         logits.stride(0), logits.stride(1), targets, mask, adv, old_logp,
-        ref_logp if beta > 0 else None, logp, lse, T, V, clip_low, clip_high, beta, temperature,
-        **_launch_config(V, block_v))
+        ref_logp if beta > 0 else None, logp, lse, T, V, clip_low, clip_high, clip_c, lr_clamp,
+        kl_clamp, beta, temperature, **_launch_config(V, block_v))
 
 
 class FusedGRPOLoss(torch.autograd.Function):
@@ -184,12 +201,12 @@ class FusedGRPOLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, targets, mask, rewards, old_logp, ref_logp, group_size, clip_low,
-                clip_high, beta, temperature, scale, eps, inplace, block_v):
+                clip_high, clip_c, lr_clamp, kl_clamp, beta, temperature, scale, eps, inplace, block_v):
+        clips = (clip_low, clip_high, clip_c, lr_clamp, kl_clamp)
         loss, logp, lse, adv = _forward(logits, targets, mask, rewards, old_logp, ref_logp,
-                                        group_size, clip_low, clip_high, beta, temperature,
-                                        scale, eps, block_v)
+                                        group_size, *clips, beta, temperature, scale, eps, block_v)
         ctx.save_for_backward(logits, targets, mask, adv, old_logp, ref_logp, logp, lse)
-        ctx.args = (clip_low, clip_high, beta, temperature, block_v)
+        ctx.args = (*clips, beta, temperature, block_v)
         ctx.inplace, ctx.used = inplace, False
         ctx.mark_non_differentiable(adv)
         ctx.set_materialize_grads(False)
@@ -209,7 +226,7 @@ class FusedGRPOLoss(torch.autograd.Function):
         dlogits = logits if ctx.inplace else torch.empty_like(logits)
         _backward(grad_loss, grad_logp, dlogits, logits, targets, mask, adv, old_logp, ref_logp,
                   logp, lse, *ctx.args)
-        return (dlogits,) + (None,) * 14
+        return (dlogits,) + (None,) * 17
 
 
 def _check_inputs(logits, targets, rewards, mask, group_size, old_logp, ref_logp, scale,
@@ -252,7 +269,9 @@ def fused_grpo_loss(logits: torch.Tensor, targets: torch.Tensor, rewards: torch.
                     ref_logp: torch.Tensor | None = None, clip_low: float = 0.2,
                     clip_high: float = 0.2, beta: float = 0.001, temperature: float = 1.0,
                     scale: str = "group", eps: float = 1e-6, inplace: bool = False,
-                    block_v: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    block_v: int | None = None, clip_c: float | None = None,
+                    log_ratio_clamp: float | None = None, kl_clamp: float | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-token GRPO loss (Algorithm 2, line 8) with in-kernel group advantages (paper §3.2).
 
     logits: (B, T, V) fp32/bf16/fp16 (last dim contiguous); targets: (B, T) int; rewards: (B,) in
@@ -263,12 +282,17 @@ def fused_grpo_loss(logits: torch.Tensor, targets: torch.Tensor, rewards: torch.
          logp (B, T) fp32 (differentiable, 0 where masked), A (B,) fp32.
     inplace: write the logits' gradient into the logits buffer (decision 5).
     block_v: vocabulary block per loop step; default min(next_pow2(V), 4096).
+    clip_c: dual-clip bound (> 1); log_ratio_clamp, kl_clamp: verl's clamps; None = off (decision 9).
     """
     _check_inputs(logits, targets, rewards, mask, group_size, old_logp, ref_logp, scale, temperature)
+    if clip_c is not None and not clip_c > 1:
+        raise ValueError(f"clip_c must be > 1 (dual-clip caps a loss above the clipped one), got {clip_c}")
     if logits.stride(-1) != 1:
         logits = logits.contiguous()
     as_rows = lambda x: None if x is None else x.detach().float().contiguous()  # noqa: E731
+    off = lambda x: float("inf") if x is None else float(x)                       # noqa: E731
     return FusedGRPOLoss.apply(
         logits, targets.long().contiguous(), mask.to(torch.int8).contiguous(), as_rows(rewards),
         as_rows(old_logp), as_rows(ref_logp), int(group_size), float(clip_low), float(clip_high),
-        float(beta), float(temperature), scale, float(eps), bool(inplace), block_v)
+        off(clip_c), off(log_ratio_clamp), off(kl_clamp), float(beta), float(temperature), scale,
+        float(eps), bool(inplace), block_v)

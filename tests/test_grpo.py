@@ -158,6 +158,54 @@ def test_gradient_independent_of_micro_batch_split(agg):
     torch.testing.assert_close(g_split, g_full, rtol=1e-10, atol=1e-12)
 
 
+def _hand_batch(log_ratios, A, ref_minus_logp=None):
+    """logp (leaf, fp64) and old/ref log-probs giving the listed log-ratios, one row per sequence."""
+    logp = torch.full((len(log_ratios), len(log_ratios[0])), -2.0, dtype=torch.float64, requires_grad=True)
+    old = logp.detach() - torch.tensor(log_ratios, dtype=torch.float64)
+    ref = None if ref_minus_logp is None else logp.detach() + torch.tensor(ref_minus_logp, dtype=torch.float64)
+    return logp, old, ref, torch.tensor(A, dtype=torch.float64), torch.ones(logp.shape, dtype=torch.float64)
+
+
+def test_dual_clip_hand_computed():
+    """Clip 0.2 / 0.2, dual-clip c = 3, token-mean over 6 tokens. A = +1: ratio 1.5 clips high (loss
+    -1.2, no gradient), 0.5 stays (-0.5, d/dlogp -0.5), e^25 clips high (-1.2). A = -1: ratio 1.5
+    stays (1.5, d/dlogp 1.5), 0.5 clips low (0.8, none), 4 gives 4 > c = 3: capped at 3, no gradient."""
+    logp, old, _, A, mask = _hand_batch([[math.log(1.5), math.log(0.5), 25.0],
+                                         [math.log(1.5), math.log(0.5), math.log(4.0)]], [1.0, -1.0])
+    loss, stats = grpo_loss(logp, old, None, A, mask, beta=0.0, clip_c=3.0)
+    assert loss.item() == pytest.approx((-1.2 - 0.5 - 1.2 + 1.5 + 0.8 + 3.0) / 6, rel=1e-12)
+    (grad,) = torch.autograd.grad(loss, logp)
+    torch.testing.assert_close(grad, torch.tensor([[0, -0.5, 0], [1.5, 0, 0]], dtype=torch.float64) / 6)
+    ratios = [1.5, 0.5, math.exp(25), 1.5, 0.5, 4.0]
+    assert stats["clip_low_frac"] == pytest.approx(1 / 6) and stats["clip_high_frac"] == pytest.approx(2 / 6)
+    assert stats["clip_frac"] == pytest.approx(3 / 6) and stats["dual_clip_frac"] == pytest.approx(1 / 6)
+    assert stats["ratio_min"] == pytest.approx(0.5) and stats["ratio_max"] == pytest.approx(math.exp(25))
+    assert stats["ratio"] == pytest.approx(sum(ratios) / 6)
+    assert stats["approx_kl"] == pytest.approx(sum(r - 1 - math.log(r) for r in ratios) / 6)
+    off, _ = grpo_loss(logp, old, None, A, mask, beta=0.0)              # without dual-clip: 4, d/dlogp 4
+    assert off.item() == pytest.approx((-1.2 - 0.5 - 1.2 + 1.5 + 0.8 + 4.0) / 6, rel=1e-12)
+    with pytest.raises(ValueError, match="clip_c must be > 1"):
+        grpo_loss(logp, old, None, A, mask, clip_c=1.0)
+
+
+def test_verl_clamps_hand_computed():
+    """Log-ratio clamped to +-20 before exp, k3 to +-10 (verl's low_var_kl), beta 0.5, clip 0.2.
+    A = -1, log-ratios 25, 0, 0: ratio e^20 (not e^25), loss e^20 and no gradient (outside the clamp);
+    then loss 1 and d/dlogp 1 twice. ref - logp = 2: k3 = e^2 - 3, d/dlogp = 0.5 (1 - e^2); = 3:
+    k3 = e^3 - 4 > 10, so 10 and no gradient; = -25: clamped to -20, k3 = e^-20 + 19 > 10, so 10."""
+    logp, old, ref, A, mask = _hand_batch([[25.0, 0.0, 0.0]], [-1.0], [[2.0, 3.0, -25.0]])
+    loss, stats = grpo_loss(logp, old, ref, A, mask, beta=0.5, log_ratio_clamp=20.0, kl_clamp=10.0)
+    k3 = [math.exp(2) - 3, 10.0, 10.0]
+    want = (math.exp(20) + 1.0 + 1.0 + 0.5 * sum(k3)) / 3
+    assert loss.item() == pytest.approx(want, rel=1e-12)
+    (grad,) = torch.autograd.grad(loss, logp)
+    torch.testing.assert_close(grad, torch.tensor([[0.5 * (1 - math.exp(2)), 1.0, 1.0]], dtype=torch.float64) / 3)
+    assert stats["kl"] == pytest.approx(sum(k3) / 3) and stats["ratio_max"] == pytest.approx(math.exp(20))
+    plain, _ = grpo_loss(logp, old, ref, A, mask, beta=0.5)             # no clamps: e^25, k3 unbounded
+    assert plain.item() == pytest.approx((math.exp(25) + 2.0 + 0.5 * (math.exp(2) - 3 + math.exp(3) - 4
+                                                                        + math.exp(-25) + 24)) / 3, rel=1e-12)
+
+
 def test_grpo_loss_rejects_unknown_aggregation():
     logp, old, ref, A, mask = _batch()
     with pytest.raises(ValueError, match="agg"):
@@ -171,10 +219,10 @@ def test_fsdp2_matches_single_process_and_generation_does_not_deadlock(torchrun,
     assert "max param diff" in proc.stdout and "generation ok" in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-sum-norm"])
-def test_policy_loss_kernel_dispatch_matches_torch_path(agg):
-    """The same loss and gradient through the fused Triton kernel (interpreted on CPU) and through
-    group_advantages + token_logprobs + grpo_loss."""
+@pytest.mark.parametrize("agg, verl", [("token-mean", False), ("seq-mean-token-sum-norm", False), ("token-mean", True)])
+def test_policy_loss_kernel_dispatch_matches_torch_path(agg, verl):
+    """The same loss, gradient and stats through the fused Triton kernel (interpreted on CPU) and
+    through group_advantages + token_logprobs + grpo_loss; with verl's dual-clip and clamps too."""
     pytest.importorskip("triton", reason="the fused kernel needs triton (Linux only, requirements.txt)")
     from grpo import policy_loss
     g = torch.Generator().manual_seed(3)
@@ -185,6 +233,9 @@ def test_policy_loss_kernel_dispatch_matches_torch_path(agg):
     mask = (torch.rand(B, T, generator=g) > 0.2).float()
     ref = token_logprobs(logits, targets).detach() - 0.05
     kw = dict(temperature=0.9, beta=0.04, agg=agg, num_tokens=mask.sum().item(), num_seqs=B, max_len=T)
+    if verl:                                 # old log-probs 0.6 away: every bound is taken somewhere
+        old = token_logprobs(logits / 0.9, targets).detach() + 0.6 * torch.randn(B, T, generator=g)
+        kw.update(old_logp=old, clip_c=1.3, log_ratio_clamp=0.7, kl_clamp=0.003)
     out = {}
     for kernel in ("torch", "triton"):
         x = logits.clone().requires_grad_()
@@ -194,3 +245,6 @@ def test_policy_loss_kernel_dispatch_matches_torch_path(agg):
     torch.testing.assert_close(out["triton"][0], out["torch"][0], rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(out["triton"][1], out["torch"][1], rtol=1e-4, atol=1e-7)
     assert out["triton"][2] == pytest.approx(out["torch"][2], rel=1e-4, abs=1e-7)
+    if verl:
+        st = out["torch"][2]
+        assert st["dual_clip_frac"] > 0 and st["clip_frac"] > 0 and st["ratio_max"] <= math.exp(0.7) + 1e-6

@@ -12,6 +12,7 @@ kernel on CUDA, plus one at the full Qwen vocabulary. Without triton (it is Linu
 module skips; tests/test_no_triton.py checks that everything else works then.
 """
 import inspect
+import math
 import os
 
 import pytest
@@ -74,16 +75,23 @@ CASES = {
                                             clip=(0.1, 0.3), temperature=1.3, scale="none"),
     "bf16-V4099-onpolicy-kl": dict(dtype=torch.bfloat16, V=4099, old=False, beta=0.1,
                                    clip=(0.2, 0.28), temperature=0.7, scale="group"),
+    "fp32-V1000-dualclip-clamps": dict(dtype=torch.float32, V=1000, old=True, beta=0.1, clip=(0.2, 0.28),
+                                       temperature=1.0, scale="group", noise=0.6,
+                                       verl=dict(clip_c=1.3, log_ratio_clamp=0.7, kl_clamp=0.08)),
+    "bf16-V4099-dualclip-clamps": dict(dtype=torch.bfloat16, V=4099, old=True, beta=0.04, clip=(0.2, 0.2),
+                                       temperature=0.8, scale="none", noise=0.6,
+                                       verl=dict(clip_c=1.3, log_ratio_clamp=0.7, kl_clamp=0.08)),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_matches_fp64_reference(name):
     c = CASES[name]
-    logits, targets, mask, rewards, old, ref = make_batch(c["V"], c["dtype"], c["temperature"])
+    logits, targets, mask, rewards, old, ref = make_batch(c["V"], c["dtype"], c["temperature"],
+                                                          noise=c.get("noise", 0.3))
     old = old if c["old"] else None
     kw = dict(clip_low=c["clip"][0], clip_high=c["clip"][1], beta=c["beta"],
-              temperature=c["temperature"], scale=c["scale"])
+              temperature=c["temperature"], scale=c["scale"], **c.get("verl", {}))
     if "block_v" in c:
         kw["block_v"] = c["block_v"]
     (loss, logp, A, grad), (r_loss, r_logp, r_A, r_grad) = run_both(
@@ -105,6 +113,13 @@ def test_matches_fp64_reference(name):
     if c["old"]:                                     # the clipped branch is exercised on both sides
         ratio = torch.exp(r_logp - old.double())[mask]
         assert (ratio < 1 - c["clip"][0]).any() and (ratio > 1 + c["clip"][1]).any()
+    if "verl" in c:                                  # and every bound of dual-clip and the clamps is taken
+        v, neg = c["verl"], (r_A < 0)[:, None].expand(B, T)[mask]
+        log_ratio, d = (r_logp - old.double())[mask], (ref.double() - r_logp)[mask]
+        k3 = torch.exp(d.clamp(-v["log_ratio_clamp"], v["log_ratio_clamp"])) - d.clamp(-v["log_ratio_clamp"], v["log_ratio_clamp"]) - 1
+        counts = [int(x.sum()) for x in (log_ratio.abs() > v["log_ratio_clamp"], d.abs() > v["log_ratio_clamp"],
+                                         k3 > v["kl_clamp"], neg & (log_ratio > math.log(v["clip_c"])))]
+        assert min(counts) >= 2, counts
 
 
 def test_on_policy_oracle():

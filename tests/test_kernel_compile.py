@@ -76,10 +76,11 @@ def launcher_calls(mod, dtype, old, ref, scale, T, V):
         targets, mask = meta(B, T, dtype=torch.int64), meta(B, T, dtype=torch.int8)
         old_logp, ref_logp = (meta(B, T) if x else None for x in (old, ref))
         beta = 0.001 if ref else 0.0
+        clips = (0.2, 0.2, 3.0, 20.0, 10.0)              # clip low / high, clip_c, clamps: plain floats
         loss, logp, lse, adv = mod._forward(logits, targets, mask, meta(B), old_logp, ref_logp, K,
-                                            0.2, 0.2, beta, 1.0, scale, 1e-6, None)
+                                            *clips, beta, 1.0, scale, 1e-6, None)
         mod._backward(meta(B, T), meta(B, T), logits, logits, targets, mask, adv, old_logp,
-                      ref_logp, logp, lse, 0.2, 0.2, beta, 1.0, None)
+                      ref_logp, logp, lse, *clips, beta, 1.0, None)
     finally:
         mod._grpo_fwd_kernel, mod._grpo_bwd_kernel = fwd, bwd
     return calls

@@ -37,6 +37,8 @@ def test_two_rank_tiny_run_writes_everything(tmp_path, torchrun):
     for r in metrics:
         assert 0 <= r["reward"] <= 1 and 0 <= r["r_lang"] <= 1 and r["response_len"] > 0
         assert {"loss", "kl", "clip_frac", "sim", "r_qual"} | TIMING <= set(r)
+        u = r["updates"]                                       # one optimizer step, on-policy: ratio exactly 1
+        assert len(u["loss"]) == 1 and u["ratio_min"] == u["ratio_max"] == [1.0] and r["clip_frac"] == 0
     updates = rows(out / "router.jsonl")
     assert [u["step"] for u in updates] == [0, 2, 4, 6]       # the initial router, then every M=2 steps
     assert set(updates[-1]["topics"]) == {"Regional Knowledge", "General Knowledge", "Reasoning",
@@ -84,7 +86,8 @@ def test_every_ablation_flag_runs(tmp_path):
                   ["--lang_prompt", "system", "--encoder_dtype", "bf16"],
                   ["--scale_rewards", "none", "--loss_agg", "seq-mean-token-sum-norm"],
                   ["--loss_agg", "seq-mean-token-mean", "--beta", "0"],
-                  ["--no_anneal", "--priors", str(priors)]):
+                  ["--no_anneal", "--priors", str(priors)],
+                  ["--mini_batches", "2", "--ppo_epochs", "2", "--clip_c", "3", "--verl_clamps", "--lr", "1e-2"]):
         proc = run_lrpo("--tiny", "--sft_steps", "0", "--max_step", "2", "--update_every", "1",
                         "--out_dir", str(out), *flags)
         assert proc.returncode == 0, (flags, proc.stderr[-3000:])
@@ -96,6 +99,9 @@ def test_every_ablation_flag_runs(tmp_path):
         assert not (out / "sft").exists()                       # an explicit flag beats the --tiny preset
         if flags[:2] == ["--router_mode", "monolingual"]:       # fixed modes never update
             assert len(set(snapshot["topics"]["Chat"].values())) == 1
+        if "--mini_batches" in flags:                          # 4 optimizer steps per rollout step; the clip acts
+            assert all(len(r["updates"]["loss"]) == 4 for r in metrics)
+            assert max(c for r in metrics for c in r["updates"]["clip_frac"]) > 0
         if "--no_anneal" in flags:
             assert metrics[-1]["tau"] == 1.0 and metrics[-1]["eps"] == 0.2
             assert snapshot["topics"]["Reasoning"]["en"] > snapshot["topics"]["Reasoning"]["de"]
