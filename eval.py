@@ -348,7 +348,7 @@ def report(args, results: list[dict], seen: set[str], world: int, prompts: dict 
             print(f"{t['name']}: {c['judge_unparsed']} judge replies had no verdict (judge_reply in {args.out}; "
                   f"judge.py Decision 4); a reasoning judge may need a larger --judge_max_new_tokens")
         if c.get("judge_failed"):
-            print(f"{t['name']}: {c['judge_failed']} judge requests failed after retries; rerun the same command: "
+            print(f"{t['name']}: {c['judge_failed']} judge requests failed after retries; rerun with --overwrite: "
                   f"they are asked again, the other verdicts come from {cache_path}")
         if c.get("cut"):
             print(f"{t['name']}: {c['cut']} answers reached the token limit")
