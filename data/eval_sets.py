@@ -1,12 +1,17 @@
 """
 Reading and validating the evaluation sets (paper §4, Appendix C.2): a suite listing the tasks,
 and one JSON Lines file per task in the public datasets' own field names, turned into items
-{id, lang, question, gold, [choices]} for eval.py; and reading a model's answers in the gold's form.
+{id, lang, question, gold, [choices], [domain], [culture_type]} for eval.py; the benchmarks'
+prompt formats (multiple choice and INCLUDE as lm-eval-harness builds them, lm-eval's
+mgsm_direct); reading a model's answers in the gold's form; and the per-language table with the
+paper's Seen / Unseen / Avg and Overall cells (Table 5).
 
-    from data.eval_sets import load_items, load_suite, normalise_lang, extract_number
+    from data.eval_sets import load_items, load_suite, normalise_lang, extract_number, mc_prompt
     seen, tasks = load_suite("data/sample/eval/suite.json")
     items = load_items(tasks[0]["data"], tasks[0]["task"])       # task: mgsm | mc | open
     extract_number("Antwort: 1.234 Äpfel", "de") == "1234"       # compared with an mGSM item's gold
+    prompt, stops = lm_eval_mgsm_prompt(item)                    # lm-eval's mgsm_direct
+    flexible_extract("The answer is 1,234.") == "1,234."         # its flexible-extract filter
 
 Suite (JSON): {"seen": [codes], "tasks": [{"name", "task", "data" (relative to the suite),
 optional "metric" (care_pro | care), "mc_mode" (loglik | generate)}]}.
@@ -14,9 +19,10 @@ optional "metric" (care_pro | care), "mc_mode" (loglik | generate)}]}.
 Fields (every record also has `lang` (a code) or `language` (a name), optionally `id` / `sample_id`):
     mgsm  mGSM               `question`, `answer_number`
     mc    Global-MMLU-Lite   `question`, `option_a`..`option_d`, `answer` (a letter A-D)
-    mc    INCLUDE-lite       `question`, `choices` (a list of 4), `answer` (a 0-based index)
-    mc    INCLUDE (lm-eval)  `question`, `option_a`..`option_d`, `answer` (a 0-based index)
-    open  CARE / CARE-pro    `question`, `answer`
+    mc    INCLUDE-lite       `question`, `choices` (a list of 4), `answer` (a 0-based index), `domain`
+    mc    INCLUDE (lm-eval)  `question`, `option_a`..`option_d`, `answer` (a 0-based index), `domain`
+    open  CARE               `question`, `answer`, `culture_type` (or `cul_type`; for the judge)
+    open  CARE-pro           `question`, `answer`
 
 Decisions:
 1. Every error names the file, the 1-based line and the field at fault, and eval.py raises it
@@ -40,10 +46,27 @@ Decisions:
    maybe after a copula and markup ("is: ", "是", "は **$"; not "beantworten", "To answer this"),
    else the last number, in Decision 4's canonical form. Multiple choice (`extract_choice`): the
    letter after an answer word, else a marked one ("(B)", "C.", "**D**"), else a lone one.
+7. Multiple-choice prompts are lm-eval-harness's, as its task files render them: Global-MMLU-Lite
+   "{q}\nA. ..\nB. ..\nC. ..\nD. ..\nAnswer:"; an item with a `domain` is INCLUDE, whose template
+   (tasks/include/default) renders "\n D." (its YAML folds the line break before "D." into a
+   space) and whose description "The following is multiple-choice question about {domain}." is
+   joined to the question with nothing between (0-shot, no chat template: lm-eval's plain-text
+   join of the description and the question, since v0.4.8 when INCLUDE was added).
+8. lm-eval's mgsm_direct (tasks/mgsm/direct): 0-shot "{Question word}: {q}\n{Answer word}:" in the
+   item's language as its per-language files write it (the English words for a language it lacks,
+   counted by eval.py), no chat template, greedy, until that question word, "</s>" or
+   "<|im_end|>", 256 tokens; the text is cut at the first stop. flexible-extract: the last match of
+   (-?[$0-9.,]{2,})|(-?[0-9]+), its first non-empty group, stripped ("[invalid]" when none);
+   exact_match ignoring case and string.punctuation against str(answer_number).
+9. CARE's culture type (`culture_type` in the CARE test files, `cul_type` on the Hugging Face
+   card) is kept for the judge, which picks CARE's rating prompt by it; any spelling of the five
+   types (case, "_" for a space) is accepted, anything else is an error listing them; the judge
+   needs it on every CARE item (`load_items(..., metric="care")`).
 """
 import json
 import os
 import re
+import string
 import unicodedata
 
 from data.records import RecordError, read_jsonl
@@ -53,6 +76,7 @@ TASKS = ("mgsm", "mc", "open")
 METRICS = ("care_pro", "care")        # open QA judge protocols (eval.py Decision 4)
 MC_MODES = ("loglik", "generate")     # multiple-choice scoring (eval.py Decision 2)
 LETTERS = "ABCD"
+CULTURE_TYPES = ("Cultural commonsense", "Cultural entities", "Literacy", "Opinion", "Social norms")  # CARE
 OTHER_LANGUAGES = (  # English name: ISO 639-1 code, beyond the router's 15 ("_" is a space)
     "albanian:sq amharic:am armenian:hy azerbaijani:az basque:eu belarusian:be bengali:bn bulgarian:bg "
     "burmese:my croatian:hr czech:cs danish:da estonian:et finnish:fi georgian:ka greek:el hausa:ha "
@@ -148,6 +172,54 @@ def extract_choice(text: str) -> str | None:
     return None
 
 
+# --- prompts as lm-eval-harness builds them (Decisions 7 and 8) ------------------------------------
+
+def mc_prompt(item: dict) -> str:
+    """Global-MMLU-Lite's prompt, or INCLUDE's when the item has a `domain` (Decision 7)."""
+    a, b, c, d = item["choices"]
+    if item.get("domain"):
+        return (f"The following is multiple-choice question about {item['domain']}."
+                f"{item['question'].strip()}\nA. {a}\nB. {b}\nC. {c}\n D. {d}\nAnswer:")
+    return f"{item['question'].strip()}\nA. {a}\nB. {b}\nC. {c}\nD. {d}\nAnswer:"
+
+
+LM_EVAL_MGSM = {  # mgsm_direct_{lang}.yaml: (question word, answer word), Decision 8
+    "bn": ("প্রশ্ন:", "Answer:"), "de": ("Frage:", "Antwort:"), "en": ("Question:", "Answer:"),
+    "es": ("Pregunta:", "Respuesta:"), "fr": ("Question :", "Réponse :"), "ja": ("問題：", "Answer:"),
+    "ru": ("Задача:", "Answer:"), "sw": ("Swali:", "Answer:"), "te": ("ప్రశ్న:", "Answer:"),
+    "th": ("โจทย์:", "Answer:"), "zh": ("问题：", "Answer:")}
+LM_EVAL_MAX_TOKENS = 256                                    # lm-eval's max_gen_toks
+FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")       # mgsm_direct's flexible-extract
+
+
+def lm_eval_mgsm_prompt(item: dict) -> tuple[str, list[str]]:
+    """(prompt, stop strings) of lm-eval's mgsm_direct for an mGSM item (Decision 8)."""
+    ask, answer = LM_EVAL_MGSM.get(item["lang"], LM_EVAL_MGSM["en"])
+    return f"{ask} {item['question']}\n{answer}", [ask, "</s>", "<|im_end|>"]
+
+
+def lm_eval_cut(text: str, stops: list[str]) -> str:
+    """The generation up to the first stop string, as lm-eval's postprocess_generated_text."""
+    for stop in stops:
+        text = text.split(stop)[0]
+    return text
+
+
+def flexible_extract(text: str) -> str:
+    """lm-eval's RegexFilter(group_select=-1) with mgsm_direct's pattern (Decision 8)."""
+    found = FLEXIBLE.findall(text)
+    if not found:
+        return "[invalid]"
+    groups = [g for g in found[-1] if g]
+    return groups[0].strip() if groups else "[invalid]"
+
+
+def lm_eval_exact_match(pred: str, gold: str) -> bool:
+    """lm-eval's exact_match with ignore_case and ignore_punctuation (string.punctuation)."""
+    drop = str.maketrans("", "", string.punctuation)
+    return pred.lower().translate(drop) == gold.lower().translate(drop)
+
+
 # --- files ----------------------------------------------------------------------------------------
 
 def _field(obj: dict, where: str, *names: str):
@@ -158,8 +230,18 @@ def _field(obj: dict, where: str, *names: str):
     raise RecordError(f"{where}: field '{'/'.join(names)}' is missing or empty")
 
 
-def load_items(path: str, task: str) -> list[dict]:
-    """Items of one JSON Lines file as {id, lang, question, gold, [choices]} (fields above)."""
+def culture_type(value, where: str) -> str:
+    """Decision 9: one of CULTURE_TYPES in any case, "_" or "-" for a space."""
+    key = " ".join(str(value).replace("_", " ").replace("-", " ").split()).lower()
+    for name in CULTURE_TYPES:
+        if name.lower() == key:
+            return name
+    raise RecordError(f"{where}: field 'culture_type' is {value!r}, not one of {', '.join(CULTURE_TYPES)}")
+
+
+def load_items(path: str, task: str, metric: str | None = None) -> list[dict]:
+    """Items of one JSON Lines file as {id, lang, question, gold, [choices], [domain],
+    [culture_type]} (fields above); metric "care" requires each item's culture type (Decision 9)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     items = []
@@ -174,6 +256,8 @@ def load_items(path: str, task: str) -> list[dict]:
                 raise RecordError(f"{where}: field 'answer_number' is not a number")
         elif task == "open":
             item["gold"] = str(_field(obj, where, "answer"))
+            if metric == "care" or obj.get("culture_type", obj.get("cul_type")) not in (None, ""):
+                item["culture_type"] = culture_type(_field(obj, where, "culture_type", "cul_type"), where)
         elif "choices" in obj:                                    # INCLUDE: list + 0-based index
             choices, answer = _field(obj, where, "choices"), _field(obj, where, "answer")
             if not isinstance(choices, list) or len(choices) != 4:
@@ -188,6 +272,8 @@ def load_items(path: str, task: str) -> list[dict]:
                         else str(answer).strip().upper())
             if item["gold"] not in tuple(LETTERS):
                 raise RecordError(f"{where}: field 'answer' must be a letter A-D or a 0-based index 0..3")
+        if task == "mc" and obj.get("domain") not in (None, ""):                 # INCLUDE (Decision 7)
+            item["domain"] = str(obj["domain"]).strip()
         items.append(item)
     if not items:
         raise RecordError(f"{path}: no records")
@@ -209,3 +295,34 @@ def load_suite(path: str) -> tuple[list[str], list[dict]]:
             raise RecordError(f"{path}: task #{i}: needs 'data'; 'metric' is {'|'.join(METRICS)}, "
                               f"'mc_mode' {'|'.join(MC_MODES)}")
     return suite.get("seen", []), [dict(t, data=os.path.join(base, t["data"])) for t in tasks]
+
+
+# --- scores: the paper's table (eval.py Decisions 6 and 7) ---------------------------------------
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def summarise(items: list[dict], seen: set[str]) -> dict:
+    """Per-language percentages (None scores left out) and the Seen / Unseen / Avg macro means
+    (eval.py Decisions 6 and 7)."""
+    by_lang = {}
+    for it in items:
+        by_lang.setdefault(it["lang"], []).append(it["score"])
+    scores = {l: None if _mean(v) is None else 100 * _mean(v) for l, v in by_lang.items()}
+    return {"scores": scores, "n": {l: len(v) for l, v in by_lang.items()}, "avg": _mean(list(scores.values())),
+            "seen_avg": _mean([s for l, s in scores.items() if l in seen]),
+            "unseen_avg": _mean([s for l, s in scores.items() if l not in seen])}
+
+
+def format_table(tasks: list[dict]) -> tuple[str, dict]:
+    """Markdown: a row per task, a column per language, Seen, Unseen, Avg; then the Overall row."""
+    langs = sorted({l for t in tasks for l in t["scores"]}, key=lambda l: (l not in LANGUAGES, l))
+    total = {"scores": {l: _mean([t["scores"].get(l) for t in tasks]) for l in langs},
+             **{k: _mean([t[k] for t in tasks]) for k in ("seen_avg", "unseen_avg", "avg")}}
+    lines = ["| task | " + " | ".join(langs) + " | Seen | Unseen | Avg |", "|---" * (len(langs) + 4) + "|"]
+    for name, t in [(t["label"], t) for t in tasks] + [("Overall", total)]:
+        cells = [t["scores"].get(l) for l in langs] + [t["seen_avg"], t["unseen_avg"], t["avg"]]
+        lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{v:.2f}" for v in cells) + " |")
+    return "\n".join(lines), total

@@ -1,9 +1,10 @@
 """
 Tests for eval.py and data/eval_sets.py: loading and checking the sets, answer extraction against
 hand-written expectations, multiple-choice scoring against log-likelihoods computed directly in
-fp64, the judge (verdicts read from reasoning traces of both protocols, unparsed replies counted)
-and proxy paths, the CLI end to end on the tiny model and data/sample/eval/, and a 2-rank
-torchrun run against the 1-rank run.
+fp64, the in-process judge (unparsed replies counted) and the proxy, the CLI end to end on the
+tiny model and data/sample/eval/, and a 2-rank torchrun run against the 1-rank run. judge.py's
+own tests (verdicts, prompts, the server client, the cache) are in tests/test_judge.py; the
+paper's table and the lm-eval formats in tests/test_eval_protocol.py.
 """
 import json
 import os
@@ -12,8 +13,12 @@ import pytest
 import torch
 
 import eval as E
-from data.eval_sets import extract_choice, extract_number, last_number, load_items, load_suite, normalise_lang
+import judge as J
+from data.eval_sets import (extract_choice, extract_number, last_number, load_items, load_suite, mc_prompt,
+                            normalise_lang)
 from data.records import RecordError
+from reward import LANGUAGES
+from test_judge import HARMONY, TRACE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "data", "sample", "eval")
@@ -109,51 +114,6 @@ def test_extract_choice_particles_and_lower_case(text, want):
     assert extract_choice(text) == want
 
 
-@pytest.mark.parametrize("reply,want", [
-    ("A", "CORRECT"), ("B", "CORRECT_BUT_WRONG_LANGUAGE"), ("C. INCORRECT", "INCORRECT"),
-    ("NOT ATTEMPTED", "NOT_ATTEMPTED"), ("incorrect", "INCORRECT"), ("correct", "CORRECT"),
-    (" D", "NOT_ATTEMPTED"), ("Answer", None), ("The grade is unclear", None)])
-def test_parse_verdict(reply, want):
-    assert E.parse_verdict(reply) == want
-
-
-# reasoning judges (Decision 4): the verdict is the last grade of the final answer, never a grade
-# weighed inside the trace; a trace cut off before its answer has no verdict
-HARMONY = "<|channel|>analysis<|message|>{}<|end|><|start|>assistant<|channel|>final<|message|>{}<|return|>"
-TRACE = "The gold target is 1889; the answer says 1889 but in English, so B? No: the question is English, A."
-
-
-@pytest.mark.parametrize("reply,want", [
-    (f"<think>{TRACE}</think>\n\nA", "CORRECT"),                                 # Qwen3 / R1 style
-    (f"<think>\n{TRACE}\n</think>\n\n**C**", "INCORRECT"),
-    (f"{TRACE}\n</think>\n\nD", "NOT_ATTEMPTED"),                     # the prompt opened the trace
-    (f"<think>{TRACE} Final: C", None),                                 # cut off inside the trace
-    (HARMONY.format(TRACE, "B"), "CORRECT_BUT_WRONG_LANGUAGE"),                   # gpt-oss
-    (HARMONY.format(TRACE, "C. INCORRECT"), "INCORRECT"),
-    ("<|channel|>analysis<|message|>" + TRACE, None),                   # no final channel yet
-    ("<|channel|>final <|constrain|>json<|message|>{\"grade\": \"D\"}<|return|>", "NOT_ATTEMPTED"),
-    (f"analysis{TRACE}assistantfinalA", "CORRECT"),                    # harmony decoded without its tokens
-    ("A. CORRECT? No: it contradicts the gold target, so C. INCORRECT", "INCORRECT"),   # the last grade
-    ("Looking again, the grade is D", "NOT_ATTEMPTED"), ("A good answer, but which grade?", None),
-    ("B<|im_end|><|endoftext|>", "CORRECT_BUT_WRONG_LANGUAGE")])
-def test_verdict_from_reasoning_replies(reply, want):
-    assert E.parse_verdict(E.final_answer(reply)) == want
-
-
-@pytest.mark.parametrize("reply,want", [
-    ("<think>Rating: 3? It names the dish but not the city. More like 6.</think>Rating: 6", 6),
-    (HARMONY.format("Rating: 2 at first sight.", "Rating: 9"), 9), ("<think>Rating: 9", None),
-    ("Rating: 5, on reflection rating: 7", 7)])
-def test_rating_from_reasoning_replies(reply, want):
-    assert E.parse_rating(E.final_answer(reply)) == want
-
-
-@pytest.mark.parametrize("reply,want", [("Rating: 7", 7), ("Rating: 10", 10), ("8/10", 8),
-                                        ("[[9]]", 9), ("no idea", None), ("Rating: 11", None)])
-def test_parse_rating(reply, want):
-    assert E.parse_rating(reply) == want
-
-
 def test_sample_sets_load_and_normalise():
     gm = load_items(os.path.join(SAMPLE, "global_mmlu_lite.jsonl"), "mc")
     inc = load_items(os.path.join(SAMPLE, "include_lite.jsonl"), "mc")
@@ -165,7 +125,9 @@ def test_sample_sets_load_and_normalise():
     assert {it["lang"] for it in care} == {"zh", "ja", "ar"}
     assert [it["gold"] for it in mgsm[:5]] == ["7", "40", "150", "300", "43"]
     assert normalise_lang("pt-BR", "x") == "pt" and normalise_lang("Swahili", "x") == "sw"
-    assert E.mc_prompt(gm[0]) == "What is the chemical symbol for gold?\nA. Ag\nB. Au\nC. Gd\nD. Go\nAnswer:"
+    assert mc_prompt(gm[0]) == "What is the chemical symbol for gold?\nA. Ag\nB. Au\nC. Gd\nD. Go\nAnswer:"
+    assert {it["culture_type"] for it in care} == {"Cultural commonsense", "Cultural entities", "Social norms"}
+    assert inc[0]["domain"] == "Social Science"
 
 
 def test_bad_input_names_file_line_and_field(tmp_path):
@@ -214,7 +176,7 @@ def test_language_aliases(name, code):
 
 def test_suite_paths_and_gold_numbers_match_extraction():
     seen, tasks = load_suite(SUITE)
-    assert "en" not in seen and all(os.path.isfile(t["data"]) for t in tasks)   # relative to the suite
+    assert seen == [] and all(os.path.isfile(t["data"]) for t in tasks)   # the default split; paths relative
     # a gold answer_number and the same number written in an answer compare equal as strings
     for gold, text, lang in [("1234", "Antwort: 1.234", "de"), ("2.5", "Réponse: 2,5", "fr"),
                              ("18", "答案：１８", "zh"), ("-7", "The answer is −7.", "en"), ("18.0", "18", "en")]:
@@ -229,7 +191,7 @@ def tiny(tiny_policy_dir):
 def test_mc_loglik_matches_direct_fp64(tiny):
     model, tok = tiny
     items = load_items(os.path.join(SAMPLE, "include_lite.jsonl"), "mc")[::3]   # mixed lengths
-    prompts = [E.mc_prompt(it) for it in items]
+    prompts = [mc_prompt(it) for it in items]
     got = E.choice_logliks(model, tok, prompts, batch_size=3, show=False)      # (N, 4), padded
     ref = model.to(torch.float64)
     try:
@@ -250,32 +212,63 @@ def test_mc_loglik_matches_direct_fp64(tiny):
     assert all(it["score"] == float(it["pred"] == it["gold"]) for it in items)
 
 
-def test_judge_counts_unparsed_replies(tiny):
+# a stand-in for the authors' CARE-pro prompt (not shipped): Figure 7's last lines and placeholders
+PRO_PROMPT = """Grade a predicted answer against a gold target.
+```
+Question: {question}
+Gold target: {target}
+Predicted answer: {predicted_answer}
+```
+Grade the predicted answer of this new question as one of:
+A. CORRECT
+B. CORRECT_BUT_WRONG_LANGUAGE
+C. INCORRECT
+D. NOT_ATTEMPTED
+Just return the letters "A", "B", "C", or "D", with no text around it."""
+
+
+@pytest.fixture
+def pro_prompt(tmp_path):
+    path = tmp_path / "prompt.txt"
+    path.write_text(PRO_PROMPT, encoding="utf-8")
+    return str(path)
+
+
+def test_judge_counts_unparsed_replies(tiny, pro_prompt):
     model, tok = tiny                           # a random tiny judge: its replies are not grades
     items = [{"question": "q?", "gold": "a", "output": "b", "lang": "de"} for _ in range(3)]
-    counts = E.judge_items(items, model, tok, "care_pro", max_new_tokens=8, batch_size=2, show=False)
-    replies = [E.final_answer(it["judge_reply"], tok.all_special_tokens) for it in items]
-    assert counts["judge_unparsed"] == sum(E.parse_verdict(r) is None for r in replies)
+    judge = E.LocalJudge("tiny", model, tok, max_new_tokens=8, batch_size=2, show=False)
+    counts = J.judge_items(items, "care_pro", J.load_prompts(pro_prompt), judge)
+    replies = [J.final_answer(it["judge_reply"], tok.all_special_tokens) for it in items]
+    assert counts["judge_unparsed"] == sum(J.parse_verdict(r) is None for r in replies)
     assert all(it["score"] == float(it["grade"] == "CORRECT") for it in items)
+    assert counts["judge_asked"] == 1 and counts["judge_cached"] == 0          # one question, asked once
 
 
-def test_judge_grades_and_ratings(tiny, monkeypatch):
+def test_judge_grades_and_ratings(tiny, monkeypatch, pro_prompt):
+    """In-process judge: the judge's chat template, CARE-pro letters, CARE ratings by culture type
+    (judge.py Decisions 2-4): an unparsed CARE-pro reply scores 0, an unparsed CARE one None."""
     model, tok = tiny
-    seen_prompts, replies = [], iter(["A", "C. INCORRECT", "???", "Rating: 7", "[[10]]", "none"])
+    seen_prompts, replies = [], iter(["A", "C. INCORRECT", "???", "Rating: [[7]]", "[[10]]", "none"])
 
     def fake_generate(m, t, prompts, max_new_tokens, *a, **k):
         assert max_new_tokens == 300 and k["keep_special"]
         seen_prompts.extend(prompts)
-        return [next(replies) for _ in prompts]
+        return [next(replies) for _ in prompts], [False, True, False][:len(prompts)]
     monkeypatch.setattr(E, "generate", fake_generate)
-    items = [{"question": f"q{i}?", "gold": f"gold {i}", "output": f"out {i}", "lang": "ja"} for i in range(3)]
-    counts = E.judge_items(items, model, tok, "care_pro", 300, batch_size=2, show=False)
+    items = [{"question": f"q{i}?", "gold": f"gold {i}", "output": f"out {i}", "lang": "ja", "culture_type": c}
+             for i, c in enumerate(["Cultural entities", "Literacy", "Social norms"])]
+    judge, prompts = E.LocalJudge("tiny", model, tok, 300, batch_size=2, show=False), J.load_prompts(pro_prompt)
+    counts = J.judge_items(items, "care_pro", prompts, judge)
     assert [it["score"] for it in items] == [1.0, 0.0, 0.0] and counts["judge_unparsed"] == 1
+    assert counts["judge_cut"] == 1
     assert "Question: q1?\nGold target: gold 1\nPredicted answer: out 1" in seen_prompts[1]
     assert seen_prompts[1].startswith("<|im_start|>user\n")                  # the judge's chat template
-    counts = E.judge_items(items, model, tok, "care", 300, batch_size=2, show=False)
-    assert [it["score"] for it in items] == [0.7, 1.0, 0.0] and counts["judge_unparsed"] == 1
-    assert "Reference answer: gold 2\nResponse: out 2" in seen_prompts[5]
+    counts = J.judge_items(items, "care", prompts, judge)
+    assert [it["score"] for it in items] == [0.7, 1.0, None] and counts["judge_unparsed"] == 1
+    assert "## Golden answer: gold 0\n## Assistant’s response: out 0" in seen_prompts[3]    # entities_opinion
+    assert "## Reference Answer: gold 1\n" in seen_prompts[4] and "literary work" in seen_prompts[4]
+    assert "## Golden Answer: gold 2\n" in seen_prompts[5] and "cultural context" in seen_prompts[5]
 
 
 def test_proxy_scores_and_gate(tiny_encoder_dir):
@@ -316,7 +309,8 @@ def small_table():
 def test_generated_answers_are_scored(tiny, monkeypatch):
     model, tok = tiny
     replies = iter(["Antwort: 7", "The answer is 41.", "答案是 150。", "no idea", "Answer: (B)", "C", "hmm"])
-    monkeypatch.setattr(E, "generate", lambda m, t, prompts, *a, **k: [next(replies) for _ in prompts])
+    monkeypatch.setattr(E, "generate", lambda m, t, prompts, *a, **k: ([next(replies) for _ in prompts],
+                                                                        [False] * len(prompts)))
     args = E.parse_args(["--model", "unused"])
     mgsm = [dict(it) for it in load_items(os.path.join(SAMPLE, "mgsm.jsonl"), "mgsm")[5:9]]
     counts = E.run_task({"name": "m", "task": "mgsm"}, mgsm, model, tok, args, {}, show=False)
@@ -327,24 +321,30 @@ def test_generated_answers_are_scored(tiny, monkeypatch):
     assert [it["score"] for it in mc] == [1.0, 1.0, 0.0] and counts["no_answer"] == 1
 
 
-def test_cli_judge_reports_unparsed_verdicts(tiny_policy_dir, monkeypatch, tmp_path, capsys):
-    """Decision 4 end to end: --judge_max_new_tokens reaches the judge; replies without a verdict
-    score 0, stay in the averages, and are counted in the table row, the counters and results.json."""
+def test_cli_judge_reports_unparsed_verdicts(tiny_policy_dir, monkeypatch, tmp_path, capsys, pro_prompt):
+    """judge.py Decision 4 end to end: --judge_max_new_tokens reaches the judge; CARE-pro replies
+    without a verdict score 0, stay in the averages, and are counted in the table row, the counters
+    and results.json; the stand-in prompt is reported as not the published one."""
     replies = [HARMONY.format(TRACE, "A"), f"<think>{TRACE}</think>C", f"<think>{TRACE}"]   # 1, 0, unparsed
 
-    def fake_generate(m, t, prompts, max_new_tokens, batch_size, desc="generate", show=True, keep_special=False):
+    def fake_generate(m, t, prompts, max_new_tokens, batch_size, desc="generate", show=True, keep_special=False,
+                      **kw):
         if desc != "judge":
-            return ["an answer"] * len(prompts)
+            return ["an answer"] * len(prompts), [False] * len(prompts)
         assert max_new_tokens == 96 and keep_special
-        return [replies[i % 3] for i in range(len(prompts))]
+        return [replies[i % 3] for i in range(len(prompts))], [False] * len(prompts)
     monkeypatch.setattr(E, "generate", fake_generate)
     out = tmp_path / "results.json"
-    E.main(["--model", tiny_policy_dir, "--judge", tiny_policy_dir, "--task", "open",
-            "--data", os.path.join(SAMPLE, "care.jsonl"), "--judge_max_new_tokens", "96", "--out", str(out)])
+    E.main(["--model", tiny_policy_dir, "--judge", tiny_policy_dir, "--task", "open", "--judge_prompt",
+            f"care_pro={pro_prompt}", "--data", os.path.join(SAMPLE, "care.jsonl"), "--judge_max_new_tokens", "96",
+            "--out", str(out)])
     printed = capsys.readouterr().out
-    task = json.loads(out.read_text(encoding="utf-8"))["tasks"][0]
-    assert task["counters"]["judge_unparsed"] == 5 and task["label"] == "care (judge, 5 unparsed)"
-    assert "| care (judge, 5 unparsed) |" in printed and "5 judge replies had no verdict" in printed
+    res = json.loads(out.read_text(encoding="utf-8"))
+    task = res["tasks"][0]
+    assert task["counters"]["judge_unparsed"] == 5
+    assert task["label"] == "care (judge, 5 unparsed, unpublished prompt)"
+    assert "| care (judge, 5 unparsed, unpublished prompt) |" in printed and "5 judge replies had no verdict" in printed
+    assert res["care_pro_prompt"]["published"] is False and "is not the published prompt's" in printed
     assert sum(it["grade"] is None for it in task["items"]) == 5 and len(task["items"]) == 15
     assert [it["score"] for it in task["items"]] == [1.0, 0.0, 0.0] * 5
     for lang, score in task["scores"].items():                          # unparsed items count as 0
@@ -376,9 +376,11 @@ def test_cli_suite_writes_results_and_table(one_rank, capsys):
             mine = [it["score"] for it in t["items"] if it["lang"] == lang]
             assert score == pytest.approx(100 * sum(mine) / len(mine))
         assert t["avg"] == pytest.approx(sum(t["scores"].values()) / len(t["scores"]))
-    assert res["tasks"][3]["seen_avg"] == pytest.approx((res["tasks"][3]["scores"]["es"]
-                                                         + res["tasks"][3]["scores"]["ko"]) / 2)
-    assert res["tasks"][3]["unseen_avg"] == pytest.approx(res["tasks"][3]["scores"]["en"])
+    gm = res["tasks"][3]["scores"]                         # en, es, ko: all seen by default (Decision 6)
+    assert res["tasks"][3]["seen_avg"] == pytest.approx((gm["en"] + gm["es"] + gm["ko"]) / 3)
+    assert res["tasks"][3]["unseen_avg"] is None and res["tasks"][1]["unseen_avg"] == pytest.approx(
+        res["tasks"][1]["scores"]["tr"])                      # CARE-pro's Turkish is unseen
+    assert res["seen"] == sorted(LANGUAGES)
     assert res["overall"]["avg"] == pytest.approx(sum(t["avg"] for t in res["tasks"]) / 5)
     assert "proxy" in res["tasks"][0]["metric"] and res["world_size"] == 1
     assert res["tasks"][1]["counters"]["missing_pairs"] == 10             # only ko-ko is in the table
