@@ -44,8 +44,8 @@ Decisions:
    above the pair's 95th equivalent percentile is 1.
 6. A pair missing from the table keeps the raw score and is counted, never silently.
 7. JSON with every float exact (shortest repr): a save/load round trip is bit-exact; lists of
-   numbers or codes on one line. Written to a temporary file beside `path`, then os.replace:
-   `path` always holds a whole table, whenever the writer dies.
+   numbers or codes on one line. Written to a new temporary file beside `path`, then os.replace
+   (data/outputs.atomic_write): `path` always holds a whole table, whenever the writer dies.
 8. Bad input fails early, naming the file (RecordError, a ValueError): a parallel record by
    file:line:field (`alt`: null, or a non-empty string other than `text`); a parallel file where
    no id has 2 languages; a table that is not JSON (truncated), has no pairs or a bad field. An
@@ -55,6 +55,8 @@ Decisions:
    equivalent pairs for 119 unordered pairs of the 15 languages, by language name (CSV); en-en
    is absent, so missing here (Decision 6); mu_ref = 0.95635. `release_table` returns it for
    "jhu-clsp/mmBERT-small", None for any other encoder.
+10. The CLI checks, before it encodes anything, --out (writable; refused if it exists, without
+   --overwrite), the parallel file, the encoder directory, and every numeric flag's range.
 """
 import argparse
 import csv
@@ -68,7 +70,8 @@ from itertools import combinations_with_replacement
 
 import torch
 
-from data.records import RecordError, check_model, read_jsonl
+from data.outputs import atomic_write, check_output
+from data.records import RecordError, check_encoder, ranged, read_jsonl
 
 MODES = ("mean", "quantile", "none")
 FORMAT = "lrpo-calibration/1"
@@ -238,14 +241,8 @@ class CalibrationTable:
         scalar = r'-?[0-9][0-9.eE+-]*|"[A-Za-z0-9_-]*"'            # numbers, language codes
         text = re.sub(rf"\[\s*((?:{scalar})(?:,\s*(?:{scalar}))*)\s*\]",  # such lists on one line
                       lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
-        tmp = f"{path}.{os.getpid()}.tmp"                           # same directory: rename is atomic
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
-            os.replace(tmp, path)
-        finally:                                                   # a failed write leaves no trace
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_write(path) as f:                              # Decision 7: all or nothing
+            f.write(text + "\n")
 
     @classmethod
     def load(cls, path: str, mode: str | None = None, ub: bool = False) -> "CalibrationTable":
@@ -380,30 +377,33 @@ def report(table: CalibrationTable) -> str:
 
 
 def main(argv: list[str] | None = None) -> CalibrationTable:
+    INT1 = ranged(int, lo=1)
     parser = argparse.ArgumentParser(description="Build a calibration table (paper §3.2, §5.4).")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--parallel", help="parallel JSONL: {id, lang, text[, alt]} per line")
     src.add_argument("--from_release", help="convert the release's CSV of mean statistics instead")
     parser.add_argument("--encoder", default="jhu-clsp/mmBERT-small", help="hub name or local dir")
-    parser.add_argument("--out", required=True, help="where to write the JSON table")
-    parser.add_argument("--n_equiv", type=int, default=30, help="equivalent pairs per language pair")
-    parser.add_argument("--n_mismatch", type=int, default=10, help="random mismatches per reference")
-    parser.add_argument("--n_hard", type=int, default=2, help="hardest mismatches per reference")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--out", required=True, help="where to write the JSON table (Decision 10)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--n_equiv", type=INT1, default=30, help="equivalent pairs per language pair (>= 1)")
+    parser.add_argument("--n_mismatch", type=INT1, default=10, help="random mismatches per reference (>= 1)")
+    parser.add_argument("--n_hard", type=ranged(int, lo=0), default=2, help="hardest mismatches per reference (>= 0)")
+    parser.add_argument("--seed", type=ranged(int, lo=0), default=0, help="sampling seed (>= 0)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="encoder device")
-    parser.add_argument("--batch_size", type=int, default=128, help="encoder batch size")
+    parser.add_argument("--batch_size", type=INT1, default=128, help="encoder batch size (>= 1)")
     args = parser.parse_args(argv)
 
     from reward import LANGUAGE_NAMES, LANGUAGES, Encoder    # the CLI's languages and encoder
     try:                                                         # bad input: one line, no traceback
+        check_output(args.out, overwrite=args.overwrite)         # Decision 10: before any encoding
         if args.from_release:
             names = {name: code for code, name in LANGUAGE_NAMES.items()}
             table = CalibrationTable.from_release_csv(args.from_release, names)
             table.meta.update(encoder=args.encoder)
         else:
             records = load_parallel(args.parallel, LANGUAGES)
-            check_model(args.encoder)
+            check_encoder(args.encoder)
             encoder = Encoder(args.encoder, device=args.device, batch_size=args.batch_size)
             table = build_table(records, encoder, args.n_equiv, args.n_mismatch, args.n_hard,
                                 args.seed, progress=True)

@@ -75,18 +75,19 @@ def load_policy(path: str, device, *, train: bool = True, shard: bool = False,
 
 
 def save_model_dir(path: str, model, tok, state_dict: dict, trainer_state: dict | None = None) -> None:
-    """Rank 0: the model directory (and trainer_state.pt) at `path`, atomically (Decision 2)."""
-    tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """Rank 0: the model directory (and trainer_state.pt) at `path`, atomically (Decision 2), through
+    data/outputs.write_dir: a temporary directory renamed over `path`. An existing `path` is replaced
+    only if it is empty or a model directory; one holding anything else is never touched."""
+    from data.outputs import write_dir
+
+    def fill(tmp):
         model.save_pretrained(tmp, state_dict=state_dict)
         tok.save_pretrained(tmp)
         if trainer_state is not None:
             torch.save(trainer_state, os.path.join(tmp, "trainer_state.pt"))
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(tmp, path)
-    except Exception as e:            # OSError, torch.save's RuntimeError, safetensors' SafetensorError
-        shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write_dir(path, fill)
+    except Exception as e:            # OSError, torch.save's RuntimeError, safetensors' SafetensorError, OutputError
         raise CheckpointError(f"cannot write {path}: {str(e).strip().splitlines()[0]}") from None
 
 

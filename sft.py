@@ -20,6 +20,11 @@ Decisions:
    counted and printed.
 5. A killed warm start restarts from zero: it is short (the paper's 840 examples), and its result
    is written once, at the end, atomically; a resumed lrpo.py run reuses it.
+6. The command checks everything before a model loads: --out_dir can be written (data/outputs.py),
+   the records, and the policy directory (a chat template, an EOS token, weights). An existing
+   --out_dir is refused; with --overwrite it is replaced if, and only if, it is a model directory
+   (config.json, safetensors, tokenizer files, nothing else), so a run directory or `--out_dir .`
+   is never emptied. Every numeric flag is range-checked (nan and inf included) by argparse.
 """
 import argparse
 import contextlib
@@ -94,36 +99,46 @@ def warm_start(model, tok, examples: list[tuple[list, list]], *, steps: int, lr:
 
 
 def main(argv=None) -> None:
+    from data.records import ranged
+    INT1 = ranged(int, lo=1)
     p = argparse.ArgumentParser(description="Warm-start SFT (see the module docstring)")
     p.add_argument("--model", required=True, help="policy: hub name or local HF directory")
     p.add_argument("--sft_file", required=True, help="SFT records {id, question, lang, answer} (JSON Lines)")
-    p.add_argument("--out_dir", required=True, help="where the warm-started model directory is written")
-    p.add_argument("--steps", type=int, default=100, help="optimizer steps")
-    p.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate")
-    p.add_argument("--batch", type=int, default=16, help="sequences per step, over all ranks")
+    p.add_argument("--out_dir", required=True, help="where the warm-started model directory is written (Decision 6)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out_dir if it holds a model directory (only then)")
+    p.add_argument("--steps", type=INT1, default=100, help="optimizer steps (>= 1)")
+    p.add_argument("--lr", type=ranged(float, above=0), default=1e-5, help="AdamW learning rate (> 0)")
+    p.add_argument("--batch", type=INT1, default=16, help="sequences per step, over all ranks (>= 1, divisible by the world size)")
     p.add_argument("--lang_prompt", default="tag", choices=["tag", "system", "system_en"], help="how the language is asked for")
-    p.add_argument("--max_prompt_len", type=int, default=512, help="longer prompts are skipped and counted")
-    p.add_argument("--max_new_tokens", type=int, default=1024, help="answers are cut to this many tokens")
+    p.add_argument("--max_prompt_len", type=INT1, default=512, help="longer prompts are skipped and counted (>= 1)")
+    p.add_argument("--max_new_tokens", type=INT1, default=1024, help="answers are cut to this many tokens (>= 1)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default=None, help="compute dtype (default: bf16 on CUDA, fp32 on CPU)")
-    p.add_argument("--seed", type=int, default=42, help="example sampling seed")
+    p.add_argument("--seed", type=ranged(int, lo=0, hi=2**63 - 1), default=42, help="example sampling seed (>= 0)")
     args = p.parse_args(argv)
 
-    from transformers import AutoTokenizer
     from checkpoint import CheckpointError, load_policy, save_policy
-    from data.records import RecordError, check_model, load_sft
+    from data.outputs import check_output
+    from data.records import check_policy, load_sft
     from reward import LANGUAGES
-    try:
-        check_model(args.model)
+    try:                                                         # Decision 6: all before any model loads
+        check_output(args.out_dir, directory=True, overwrite=args.overwrite)
         records = load_sft(args.sft_file, LANGUAGES)
-    except (RecordError, OSError) as e:
+        check_policy(args.model)
+    except (ValueError, OSError) as e:                           # RecordError, OutputError
         raise SystemExit(f"sft.py: {e}")
     rank, world, device = init_distributed()
+    if args.batch % world:
+        raise SystemExit(f"sft.py: --batch {args.batch} is not divisible by the world size {world}")
     bf16 = (args.dtype or ("bf16" if device.type == "cuda" else "fp32")) == "bf16"
+    from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(args.model)
     tok.pad_token = tok.pad_token or tok.eos_token
+    try:
+        examples = sft_examples(tok, records, args.lang_prompt, args.max_prompt_len, args.max_new_tokens,
+                                log=print if rank == 0 else lambda *a: None)
+    except ValueError as e:
+        raise SystemExit(f"sft.py: {e}")
     model = load_policy(args.model, device, shard=world > 1, mixed_precision=bf16)
-    examples = sft_examples(tok, records, args.lang_prompt, args.max_prompt_len, args.max_new_tokens,
-                            log=print if rank == 0 else lambda *a: None)
     warm_start(model, tok, examples, steps=args.steps, lr=args.lr, batch=args.batch, seed=args.seed,
                bf16_autocast=bf16 and world == 1, show=rank == 0)
     try:

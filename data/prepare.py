@@ -41,6 +41,10 @@ Decisions:
    with file:line and field; only rows that are valid but unusable for training are dropped, and
    each is counted. When no row is left, the review file and the drop table are still written
    before the run stops.
+8. Outputs are checked before anything is read: --out_dir must be (or can become) a writable
+   directory, and train.jsonl, val.jsonl and the review file are refused if they exist, unless
+   --overwrite. Each is written to a temporary file and renamed into place (data/outputs.py).
+   Bad input and outputs raise RecordError / OutputError from main(); the command prints one line.
 """
 import argparse
 import glob
@@ -56,7 +60,9 @@ if __package__ in (None, ""):  # run as `python data/prepare.py`: make the repo 
 
 from data import eval_sets  # noqa: E402
 from data.labels import label_items, normalise_region  # noqa: E402
-from data.records import RecordError, load_train, read_jsonl, read_text  # noqa: E402
+from data.outputs import OutputError, atomic_write, check_output, check_writable  # noqa: E402
+from data.records import (RecordError, check_policy, check_unicode, load_train, ranged,  # noqa: E402
+                          read_jsonl, read_text)
 from reward import LANGUAGES, detect_language  # noqa: E402
 from router import REGIONS, TOPICS  # noqa: E402
 
@@ -205,6 +211,8 @@ def read_rows(path: str) -> list[tuple[str, dict]]:
             raise RecordError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
         if not all(isinstance(r, dict) for r in data):
             raise RecordError(f"{path}: expected a JSON list of objects")
+        for n, row in enumerate(data, 1):
+            check_unicode(f"{path}:item {n}", row)
         return [(f"{path}:item {n}", row) for n, row in enumerate(data, 1)]
     try:
         import pyarrow.parquet as pq
@@ -300,6 +308,7 @@ def apply_labels(items: list[dict], label_model: str | None, batch_size: int, de
     review = []
     if label_model and any("topic" not in it or (it["topic"] == regional and "region" not in it)
                            for it in items):
+        check_policy(label_model)  # a chat template and an EOS, before the model loads
         review = label_items(items, label_model, TOPICS, REGIONS, batch_size, device, max_new_tokens)
         for row in review:
             drops[f"label model: unparseable {row['field']} answer"] += 1
@@ -318,7 +327,8 @@ def apply_labels(items: list[dict], label_model: str | None, batch_size: int, de
 
 
 def write_jsonl(path: str, rows: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    """JSON Lines, atomically: a reader never sees half a file (data/outputs.py)."""
+    with atomic_write(path) as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
@@ -336,21 +346,32 @@ def report(drops: Counter, notes: Counter, review: list[dict], review_path: str)
 
 
 def main(argv=None) -> dict:
+    INT1 = ranged(int, lo=1)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--from_dir", help="read local exports (helpsteer3*.jsonl|json|parquet, "
                    "care*.jsonl|json|parquet) instead of the Hugging Face Hub")
     p.add_argument("--out_dir", required=True, help="where train.jsonl / val.jsonl are written")
+    p.add_argument("--overwrite", action="store_true", help="replace train.jsonl, val.jsonl and the "
+                   "review file if they exist (decision 8)")
     p.add_argument("--label_model", help="local path or name of a Hugging Face chat model that "
                    "labels missing topics and regions (paper Figures 5 and 6)")
     p.add_argument("--review", help="file for rows a person must look at (default OUT/review.jsonl)")
-    p.add_argument("--seed", type=int, default=42, help="seed of the train/val split")
-    p.add_argument("--val_frac", type=float, default=0.1, help="share of each language in val")
-    p.add_argument("--batch_size", type=int, default=16, help="prompts per labelling batch")
+    p.add_argument("--seed", type=ranged(int, lo=0), default=42, help="seed of the train/val split (>= 0)")
+    p.add_argument("--val_frac", type=ranged(float, lo=0, hi=1), default=0.1,
+                   help="share of each language in val (in [0, 1]; decision 6 keeps 1+ in each split)")
+    p.add_argument("--batch_size", type=INT1, default=16, help="prompts per labelling batch (>= 1)")
     p.add_argument("--device", default="cpu", help="device of the label model, e.g. cuda")
-    p.add_argument("--max_new_tokens", type=int, default=32,
-                   help="longest label answer generated (a label is a few tokens)")
+    p.add_argument("--max_new_tokens", type=INT1, default=32,
+                   help="longest label answer generated (a label is a few tokens; >= 1)")
     args = p.parse_args(argv)
+    review_path = args.review or os.path.join(args.out_dir, "review.jsonl")
+    outputs = [os.path.join(args.out_dir, name) for name in ("train.jsonl", "val.jsonl")] + [review_path]
+    if len({os.path.abspath(path) for path in outputs}) < 3:
+        p.error(f"--review {review_path} is one of the split files")
+    check_writable(args.out_dir, directory=True)               # decision 8: in the first second
+    for path in outputs:
+        check_output(path, overwrite=args.overwrite)
 
     drops: Counter = Counter()  # rows not trained on, by reason
     notes: Counter = Counter()  # rows kept that a reader may want to know about
@@ -358,8 +379,6 @@ def main(argv=None) -> dict:
     items = dedupe(items, drops)
     items, review = apply_labels(items, args.label_model, args.batch_size, args.device,
                                  args.max_new_tokens, drops, notes)
-    os.makedirs(args.out_dir, exist_ok=True)
-    review_path = args.review or os.path.join(args.out_dir, "review.jsonl")
     if review:  # written first: with nothing left to train on, it says why
         write_jsonl(review_path, review)
     if not items:
@@ -371,10 +390,10 @@ def main(argv=None) -> dict:
         raise SystemExit(f"no labelled items to write: {why}")
 
     train, val = split_by_language(items, args.val_frac, args.seed)
-    for name, rows in (("train.jsonl", train), ("val.jsonl", val)):
-        write_jsonl(os.path.join(args.out_dir, name), rows)
+    for path, rows in zip(outputs, (train, val)):
+        write_jsonl(path, rows)
         if rows:  # what the trainer will read must pass the trainer's own check
-            load_train(os.path.join(args.out_dir, name), LANGUAGES, TOPICS)
+            load_train(path, LANGUAGES, TOPICS)
     notes["reference detected as another language than 'lang' (e.g. translations)"] = sum(
         detect_language(it["reference"]) != it["lang"] for it in items)
 
@@ -387,4 +406,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (RecordError, OutputError) as e:  # one line, no traceback
+        raise SystemExit(f"prepare.py: {e}") from None

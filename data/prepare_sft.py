@@ -40,6 +40,10 @@ Decisions:
    answers written + answers dropped, and the run says so.
 6. Ids are "{file stem}-{row}" ("aya-train-{row}" from the Hub), so the two answers of one prompt
    share an id and question.
+7. Before anything is read, --out and the review file must be writable and new (or --overwrite);
+   both are written to a temporary file and renamed into place (data/outputs.py). The teacher
+   directory is checked (chat template, EOS, weights) before it loads. Bad input and outputs raise
+   RecordError / OutputError from main(); the command prints one line.
 """
 import argparse
 import glob
@@ -54,7 +58,8 @@ if __package__ in (None, ""):  # run as `python data/prepare_sft.py`: make the r
 
 from data.labels import generate_answers  # noqa: E402
 from data.prepare import normalise_lang, read_rows, write_jsonl  # noqa: E402
-from data.records import RecordError, load_sft, load_train, question_key  # noqa: E402
+from data.outputs import OutputError, check_output  # noqa: E402
+from data.records import RecordError, check_policy, load_sft, load_train, question_key, ranged  # noqa: E402
 from reward import LANGUAGE_NAMES, LANGUAGES, detect_language  # noqa: E402
 from router import TOPICS  # noqa: E402
 
@@ -65,14 +70,6 @@ ISO3 = {**dict.fromkeys("ara arb ary ars acq acm aeb ajp apc arz".split(), "ar")
         "ita": "it", "jpn": "ja", "kor": "ko", "nld": "nl", "dut": "nl", "pol": "pl", "por": "pt",
         "rus": "ru", "vie": "vi"}
 THINK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
-
-
-def positive(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def aya_prompts(rows, stem: str, excluded: set, seen: set, drops: Counter) -> list[dict]:
@@ -201,6 +198,7 @@ def report(source: Counter, n_candidates: int, chosen: list[dict], too_long: int
 
 
 def main(argv=None) -> dict:
+    INT1 = ranged(int, lo=1)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--from_dir", help="read local exports (aya*.jsonl|json|parquet) instead of the Hub")
@@ -210,21 +208,28 @@ def main(argv=None) -> dict:
     p.add_argument("--teacher", required=True, help="local path or name of a Hugging Face chat model")
     p.add_argument("--out", required=True, help="the SFT file to write (JSON Lines)")
     p.add_argument("--review", help="dropped answers with reasons (default: OUT's stem + .review.jsonl)")
-    p.add_argument("--n", type=positive, default=420, help="prompts to sample (paper: 420)")
-    p.add_argument("--seed", type=int, default=42, help="seed of the sample and the target languages")
-    p.add_argument("--max_prompt_tokens", type=positive, default=512,
-                   help="longest teacher prompt; longer prompts are skipped and counted")
-    p.add_argument("--max_new_tokens", type=positive, default=1024,
-                   help="longest answer; an answer that reaches it is cut off and dropped")
-    p.add_argument("--batch_size", type=positive, default=16, help="prompts per generation batch")
+    p.add_argument("--overwrite", action="store_true", help="replace --out and the review file if they exist")
+    p.add_argument("--n", type=INT1, default=420, help="prompts to sample (paper: 420; >= 1)")
+    p.add_argument("--seed", type=ranged(int, lo=0), default=42, help="seed of the sample and the target languages (>= 0)")
+    p.add_argument("--max_prompt_tokens", type=INT1, default=512,
+                   help="longest teacher prompt; longer prompts are skipped and counted (>= 1)")
+    p.add_argument("--max_new_tokens", type=INT1, default=1024,
+                   help="longest answer; an answer that reaches it is cut off and dropped (>= 1)")
+    p.add_argument("--batch_size", type=INT1, default=16, help="prompts per generation batch (>= 1)")
     p.add_argument("--device", default="cpu", help="device of the teacher, e.g. cuda")
     args = p.parse_args(argv)
+    review_path = args.review or os.path.splitext(args.out)[0] + ".review.jsonl"
+    if os.path.abspath(review_path) == os.path.abspath(args.out):
+        p.error(f"--review and --out name the same file {args.out}")
+    for path in (args.out, review_path):  # decision 7: before anything is read
+        check_output(path, overwrite=args.overwrite)
 
     excluded = {question_key(it["question"]) for path in args.exclude
                 for it in load_train(path, LANGUAGES, TOPICS)}  # validated before any model loads
     source: Counter = Counter()
     candidates = (load_local(args.from_dir, excluded, source) if args.from_dir
                   else load_hub(args.dataset, excluded, source))
+    check_policy(args.teacher)  # a chat template and an EOS token, before it loads
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
@@ -239,8 +244,6 @@ def main(argv=None) -> dict:
         args.batch_size, args.max_new_tokens, "teacher")
 
     written, review, dropped = sort_answers(jobs, answers, tokenizer, args.max_new_tokens)
-    review_path = args.review or os.path.splitext(args.out)[0] + ".review.jsonl"
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if review:
         write_jsonl(review_path, review)
     report(source, len(candidates), chosen, too_long, args.n, written, dropped)
@@ -256,4 +259,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (RecordError, OutputError) as e:  # one line, no traceback
+        raise SystemExit(f"prepare_sft.py: {e}") from None

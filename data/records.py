@@ -1,11 +1,13 @@
 """
 Reading and validating the project's inputs: JSON Lines records (paper §4 data, §5.4 warm start),
-model names, and numeric command-line settings.
+models and tokenizers, and numeric command-line settings.
 
-    from data.records import read_jsonl, load_train, load_sft, check_model, ranged
+    from data.records import read_jsonl, load_train, load_sft, check_model, check_policy, check_encoder, ranged
     items = load_train("data/sample/train.jsonl", languages=LANGUAGES, topics=TOPICS)
     pairs = load_sft("data/sample/sft.jsonl", languages=LANGUAGES)
     check_model("out/ckpt-68")                       # RecordError at once if it cannot be a model
+    check_policy("out/ckpt-68")                      # ... nor a chat model (chat template, EOS, weights)
+    check_encoder("/models/mmBERT-small")            # ... nor the reward encoder (pad token, weights)
     parser.add_argument("--K", type=ranged(int, lo=2))
 
 Decisions:
@@ -14,7 +16,9 @@ Decisions:
 2. Blank lines are allowed and skipped (editors add them); everything else must parse.
 3. Files are UTF-8. A byte order mark at the start of the file is accepted (Windows editors write
    one); a byte that is not UTF-8 is an error naming the file and line, never a bare
-   UnicodeDecodeError.
+   UnicodeDecodeError. So is a lone UTF-16 surrogate written as a JSON escape ("\\ud800", what a
+   string cut inside an emoji's pair turns into): valid JSON, yet no text, and it would fail later,
+   deep in a tokenizer or a writer; `check_unicode` names the line and field.
 4. Training record: {"id": str, "question": str, "reference": str, "lang": code,
    "topic": one of the topics, "region": list of str (may be empty)}. Regions are free text:
    the router adds unknown ones lazily (a new region starts as a zero row of B), so they are
@@ -33,15 +37,28 @@ Decisions:
    local Hugging Face cache; otherwise, with HF_HUB_OFFLINE unset, one 10-second query says
    whether the Hub has it, and the answer is one line.
 8. `ranged` is an argparse type whose error names the allowed range ("must be >= 1, got 0"); the
-   scripts state the range (or what 0 means) in each flag's help.
+   scripts state the range (or what 0 means) in each flag's help. A float must be finite: nan passes
+   every comparison (each is False) and inf every lower bound, so both are refused by name.
+9. A chat model (the policy, a teacher, a label model: `check_policy`) or the reward encoder
+   (`check_encoder`) given as a local directory is checked from its files, without loading weights:
+   a weights file (*.safetensors or pytorch_model*.bin), a tokenizer file that loads, and what the code
+   needs of it: a chat template and an EOS token (the prompts are rendered with the template, the
+   answers end with EOS, and EOS stands in for a missing pad token), or a pad token (reward.Encoder
+   pads its batches with it). Each missing piece is one line naming the directory. A hub name is
+   checked by check_model only: its files come as published.
 """
 import argparse
+import glob
 import json
+import math
 import os
 import re
 from typing import Iterator
 
 BOM = "\ufeff"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                   "sentencepiece.bpe.model")                 # any one of them holds a vocabulary
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")       # a JSON escape of a UTF-16 surrogate
 
 
 class RecordError(ValueError):
@@ -89,7 +106,32 @@ def read_jsonl(path: str, partial_tail=None) -> Iterator[tuple[int, dict]]:
                 raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
             if not isinstance(obj, dict):
                 raise RecordError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            if SURROGATE_ESCAPE.search(raw):                 # rare: a pair is fine, a lone half is not
+                check_unicode(f"{path}:{lineno}", obj)
             yield lineno, obj
+
+
+def _lone_surrogate(obj, where: str = "") -> tuple[str, str] | None:
+    """(field, escape) of the first string in `obj` (keys included) holding a lone surrogate."""
+    if isinstance(obj, str):
+        bad = next((c for c in obj if "\ud800" <= c <= "\udfff"), None)
+        return (where, f"\\u{ord(bad):04x}") if bad else None
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in items:
+        name = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}" if where else str(key)
+        if found := _lone_surrogate(key, name) if isinstance(key, str) else None:
+            return found
+        if found := _lone_surrogate(value, name):
+            return found
+    return None
+
+
+def check_unicode(where: str, obj) -> None:
+    """RecordError naming `where` (file:line) and the field if a string of `obj` holds a lone
+    UTF-16 surrogate (decision 3)."""
+    if found := _lone_surrogate(obj):
+        raise RecordError(f"{where}: field '{found[0]}' holds a lone UTF-16 surrogate ({found[1]}), "
+                          "which is not text: fix the program that wrote this line")
 
 
 def question_key(text: str) -> str:
@@ -199,13 +241,59 @@ def check_model(name: str) -> None:
                           f"({type(e).__name__}: {cause[:160]})") from None
 
 
+def _tokenizer(name: str, path: str):
+    from transformers import AutoTokenizer
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except Exception as e:                                   # missing files, a broken tokenizer.json, ...
+        cause = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise RecordError(f"{name}: its tokenizer does not load ({type(e).__name__}: {cause[:160]})") from None
+
+
+def _model_files(name: str):
+    """check_model(name); for a local directory, its weights file and tokenizer (decision 9)."""
+    check_model(name)
+    path = os.path.expanduser(name)
+    if not os.path.isdir(path):
+        return None                                          # a hub name: its files come as published
+    if not any(glob.glob(os.path.join(path, p)) for p in ("*.safetensors", "pytorch_model*.bin")):
+        raise RecordError(f"{name}: no weights file (*.safetensors or pytorch_model*.bin) beside its config.json")
+    if not any(os.path.exists(os.path.join(path, f)) for f in TOKENIZER_FILES):
+        raise RecordError(f"{name}: no tokenizer ({', '.join(TOKENIZER_FILES[:3])}, ...); transformers "
+                          "would build an empty one from the config alone")
+    return _tokenizer(name, path)
+
+
+def check_policy(name: str) -> None:
+    """RecordError (one line naming the directory and what is missing) unless `name` can be a chat
+    model: check_model, and for a local directory weights, a chat template and an EOS token (decision 9)."""
+    tok = _model_files(name)
+    if tok is not None and not tok.chat_template:
+        raise RecordError(f"{name}: no chat template (tokenizer_config.json 'chat_template' or "
+                          "chat_template.jinja): prompts are rendered with it")
+    if tok is not None and tok.eos_token is None:
+        raise RecordError(f"{name}: no EOS token (tokenizer_config.json 'eos_token'): answers end with it")
+
+
+def check_encoder(name: str) -> None:
+    """RecordError (one line naming the directory and what is missing) unless `name` can be the
+    reward encoder: check_model, and for a local directory weights and a pad token (decision 9)."""
+    tok = _model_files(name)
+    if tok is not None and tok.pad_token is None:
+        raise RecordError(f"{name}: its tokenizer has no pad token (tokenizer_config.json 'pad_token'): "
+                          "the reward encoder pads its batches with it")
+
+
 def ranged(kind, lo=None, hi=None, above=None):
-    """An argparse type: a `kind` >= lo, <= hi, > above; the error names the allowed range."""
+    """An argparse type: a `kind` >= lo, <= hi, > above, and finite if a float (decision 8); the
+    error names the allowed range."""
     rule = " and ".join(s for s in (above is not None and f"> {above}", lo is not None and f">= {lo}",
                                     hi is not None and f"<= {hi}") if s)
 
     def parse(text):
         x = kind(text)
+        if isinstance(x, float) and not math.isfinite(x):
+            raise argparse.ArgumentTypeError(f"must be a finite number{' ' + rule if rule else ''}, got {text}")
         if (lo is not None and x < lo) or (hi is not None and x > hi) or (above is not None and x <= above):
             raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
         return x

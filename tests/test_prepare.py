@@ -194,7 +194,7 @@ def test_json_list_export_and_missing_datasets(tmp_path, monkeypatch):
         [("ar", "Arab World"), ("ja", "Japan")]
     monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` now raises ImportError
     with pytest.raises(SystemExit, match="needs the `datasets` library"):
-        main(["--out_dir", str(tmp_path / "out")])
+        main(["--out_dir", str(tmp_path / "out2")])        # out/ holds the first run's files
 
 
 def test_cli_command(tmp_path):
@@ -343,6 +343,7 @@ def test_nothing_to_write_still_reports_review_and_drops(tmp_path, capsys, monke
         return [{"id": it["id"], "question": it["question"], "field": "topic", "answer": "??"}
                 for it in items if "topic" not in it]
     monkeypatch.setattr(prepare, "label_items", unparseable)
+    monkeypatch.setattr(prepare, "check_policy", lambda name: None)     # "some/model" is a stand-in
     with pytest.raises(SystemExit) as exit_info:
         main(["--from_dir", src, "--out_dir", str(tmp_path / "b"), "--label_model", "some/model"])
     assert "--label_model" not in str(exit_info.value) and "unparseable" in str(exit_info.value)
