@@ -56,13 +56,15 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from calibrate import CalibrationTable, build_table, group_parallel, load_parallel, release_table
-from checkpoint import CheckpointError, load_policy, open_run, restore, save_checkpoint, save_policy, start_logs
-from data.prompts import REQUESTS, build_prompt, prompt_tokens
+from checkpoint import CheckpointError, load_policy, open_run, restore, save_checkpoint, save_policy
+from data.prompts import REQUESTS, build_prompt, prepare_items
 from data.records import check_model, load_sft, load_train, question_key, ranged
 from grpo import LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss, unsharded
-from reward import LANGUAGES, Encoder, compute_rewards, detect_language
+from diagnostics import response_cut, rollout_sums, sample_rows, step_row, validate
+from reward import LANGUAGES, Encoder, compute_rewards
 from router import MODES, REGIONS, TOPICS, UPDATES, LanguageRouter
-from sampler import SAMPLERS, generate_rollouts
+from runlog import RunLog
+from sampler import SAMPLERS, generate_rollouts, stop_token_ids
 from sft import sft_examples, warm_start
 from update import NonFiniteError, policy_update
 
@@ -81,6 +83,8 @@ g.add_argument("--train_file", default="data/train.jsonl", help="training record
 g.add_argument("--sft_file", default="", help="warm-start records {id, question, lang, answer} (paper §5.4)")
 g.add_argument("--parallel_file", default="data/sample/parallel.jsonl", help="parallel records: the calibration table when none is given; --sft_parallel pairs")
 g.add_argument("--calib_file", default="", help="calibrate.py's table; default: the release's for mmBERT-small, else built from --parallel_file")
+g.add_argument("--val_file", default="", help="held-out records (data/prepare.py's val.jsonl): greedy validation every --val_every steps")
+g.add_argument("--val_every", type=INT1, default=5, help="validate every N steps and at the end (the release: 5)")
 g = p.add_argument_group("rollout")
 g.add_argument("--K", type=ranged(int, lo=2), default=8, help="rollouts per prompt, the GRPO group (>= 2: a group of one has no preference)")
 g.add_argument("--prompts_per_step", type=INT1, default=256, help="prompts per training step, over all ranks (>= 1)")
@@ -91,6 +95,7 @@ g.add_argument("--top_p", type=ranged(float, above=0, hi=1), default=1.0, help="
 g.add_argument("--gen_batch_size", type=INT1, default=64, help="sequences per generation batch on a rank (>= 1)")
 g.add_argument("--lang_prompt", choices=REQUESTS, default="tag", help="how the language is asked for (data/prompts.py); none: GRPO only")
 g.add_argument("--sampler", choices=SAMPLERS, default="ours", help="ours: static KV cache (sampler.py); hf: transformers generate()")
+g.add_argument("--mask_truncated", action="store_true", help="leave rollouts cut at --max_new_tokens out of the loss (DAPO's overlong filter)")
 g = p.add_argument_group("router")
 g.add_argument("--router_mode", choices=MODES, default="learned", help="learned = LRPO; monolingual = GRPO; input / english / uniform = fixed routing")
 g.add_argument("--router_update", choices=UPDATES, default="per_region", help="Eq. 7 per (topic, region) bucket, or pooled over regions (ablation)")
@@ -133,12 +138,13 @@ g.add_argument("--sft_parallel", action="store_true", help="add the parallel set
 g = p.add_argument_group("runtime")
 g.add_argument("--out_dir", default="out", help="metrics.jsonl, router.jsonl and ckpt-STEP/ go here")
 g.add_argument("--save_every", type=INT0, default=20, help="checkpoint every N steps and at the end (0 = only at the end)")
+g.add_argument("--log_rollouts", type=INT0, default=4, help="groups written to rollouts.jsonl at step 1 and every checkpoint (0 = none)")
 g.add_argument("--resume", choices=["auto"], help="'auto': continue from the newest readable checkpoint in --out_dir")
 g.add_argument("--resume_force", action="store_true", help="resume even if run-defining settings differ from the checkpoint's")
 g.add_argument("--seed", type=int, default=42, help="seed (offset by rank for sampling)")
 g.add_argument("--collective_timeout", type=POS, default=10.0, help="minutes before a collective of the training loop fails (a stuck rank)")
 g.add_argument("--wandb", default="", metavar="PROJECT", help="also log metrics to Weights & Biases (pip install wandb)")
-TINY = dict(train_file="data/sample/train.jsonl", sft_file="data/sample/sft.jsonl", sft_parallel=True,
+TINY = dict(train_file="data/sample/train.jsonl", sft_file="data/sample/sft.jsonl", sft_parallel=True, val_file="data/sample/val.jsonl", val_every=20,
             prompts_per_step=8, max_new_tokens=24, max_prompt_len=224, lr=3e-4, sft_steps=1000,
             sft_lr=3e-3, max_steps=120, save_every=40, micro_prompts=4, gen_batch_size=64)
 args = p.parse_args()
@@ -187,9 +193,11 @@ try:                                                             # every line, b
         check_model(name)
     items = load_train(args.train_file, LANGUAGES, TOPICS)
     sft_records = load_sft(args.sft_file, LANGUAGES) if args.sft_steps and args.sft_file else []
-    if shared := {question_key(r["question"]) for r in sft_records} & {question_key(it["question"]) for it in items}:
-        raise ValueError(f"{args.sft_file} shares {len(shared)} question(s) with {args.train_file}: the warm "
-                         "start must be disjoint from the RL data (paper §5.4)")
+    val_items = load_train(args.val_file, LANGUAGES, TOPICS) if args.val_file else []
+    for name, other in ((args.sft_file, sft_records), (args.val_file, val_items)):
+        if shared := {question_key(r["question"]) for r in other} & {question_key(it["question"]) for it in items}:
+            raise ValueError(f"{name} shares {len(shared)} question(s) with {args.train_file}: warm-start and "
+                             "validation data must be disjoint from the RL data (paper §5.4)")
     calib = None                                                 # --calib_file, the release's table, or built below
     if args.calibration != "none" and (args.calib_file or not args.tiny):
         calib = CalibrationTable.load(args.calib_file) if args.calib_file else release_table(args.encoder)
@@ -250,14 +258,12 @@ if args.calibration != "none" and not calib:                    # build one; a r
     calib = CalibrationTable.load(calib_path)
 
 # ----------------------------------------------------------------------------- prompts, warm start
-fits = [prompt_tokens(tok, it["question"], LANGUAGES, args.lang_prompt) <= args.max_prompt_len for it in items]
-n_long, items = fits.count(False), [it for it, ok in zip(items, fits) if ok]
-found = {it["id"]: detect_language(it["reference"]) for it in items if it["topic"] == "Translation"}
-for it in items:                                                 # Translation items: Decision 3
-    it["gate_lang"] = found[it["id"]] if found.get(it["id"]) in LANGUAGES else it["lang"]
-undetected = sum(lang not in LANGUAGES for lang in found.values())
+items, n_long, undetected = prepare_items(tok, items, args.lang_prompt, args.max_prompt_len, LANGUAGES)  # Decision 3
+val_items, val_long, _ = prepare_items(tok, val_items, args.lang_prompt, args.max_prompt_len, LANGUAGES)
 print0(f"{len(items)} items of {args.train_file}; skipped {n_long} with prompts over {args.max_prompt_len} tokens; {undetected} "
        f"Translation references of no router language; world {world} on {device}, {'bf16' if bf16 else 'fp32'}, loss {kernel}")
+if args.val_file:
+    print0(f"validation: {len(val_items)} items of {args.val_file}, {val_long} skipped as too long, every {args.val_every} steps")
 if len(items) < args.prompts_per_step:
     fail(f"only {len(items)} items fit --max_prompt_len {args.max_prompt_len}")
 if args.sft_steps and not resume_dir and start_dir != sft_dir:
@@ -278,12 +284,7 @@ step = restore(state, model, opt, rank) if state else 0
 if state:
     router.load_state_dict(state["router"])
     print0(f"resumed from {resume_dir} at step {step}")
-if master:
-    metrics_path, router_path = start_logs(args.out_dir, step, router.snapshot(), print0)
-if master and args.wandb:                                        # one run id per out_dir: resumes continue it
-    import wandb
-    run_id = hashlib.sha256(os.path.abspath(args.out_dir).encode()).hexdigest()[:16]
-    wandb.init(project=args.wandb, id=run_id, resume="allow", config=vars(args), dir=args.out_dir)
+runlog = RunLog(args.out_dir, step, router.snapshot(), args.wandb, vars(args), print0) if master else None
 loss_fn = partial(policy_loss, group_size=args.K, temperature=args.temperature, scale=args.scale_rewards,
                   clip_low=args.clip_low, clip_high=args.clip_high, clip_c=args.clip_c,
                   log_ratio_clamp=20.0 if args.verl_clamps else None, kl_clamp=10.0 if args.verl_clamps else None,
@@ -291,6 +292,10 @@ loss_fn = partial(policy_loss, group_size=args.K, temperature=args.temperature, 
 update = partial(policy_update, loss_fn=loss_fn, group_size=args.K, mini_batches=M, epochs=args.ppo_epochs,
                  micro_prompts=args.micro_prompts, ref_model=ref_model, temperature=args.temperature,
                  grad_clip=args.grad_clip, autocast=amp)
+val = partial(validate, tok=tok, items=val_items[rank::world], encoder=encoder, calib=calib, how=args.lang_prompt,
+              max_new_tokens=args.max_new_tokens, batch_size=args.gen_batch_size, languages=LANGUAGES,
+              sampler=args.sampler, calibration=args.calibration, lam=args.cal_lambda, k=args.cal_shrink, ub=args.cal_ub)
+stop_ids = stop_token_ids(model, tok)
 
 
 # ----------------------------------------------------------------------------- training
@@ -311,6 +316,7 @@ for step in bar:
         ids, am, P = generate_rollouts(model, tok, prompts, args.max_new_tokens, args.temperature, args.top_p,
                                        args.gen_batch_size, sampler=args.sampler)  # (N, P+R), N = P_rank * K
     resp, rmask = ids[:, P:], am[:, P:]                          # (N, R)
+    cut = response_cut(resp, rmask, stop_ids)                    # (N,) ran to --max_new_tokens
     t_generate = time.time() - t0
 
     # --- reward: calibrated similarity x language gate (reward.py, calibrate.py)
@@ -324,8 +330,9 @@ for step in bar:
 
     # --- train: --ppo_epochs x --mini_batches optimizer steps; token-mean per step (update.py, grpo.py)
     t0 = time.time()
+    loss_mask = rmask.masked_fill(cut[:, None], 0) if args.mask_truncated else rmask   # (N, R)
     try:
-        upd = update(model, opt, ids, am, rewards, rmask)         # {stat: [value per optimizer step]}
+        upd = update(model, opt, ids, am, rewards, loss_mask)    # {stat: [value per optimizer step]}
     except NonFiniteError as e:
         fail(f"step {step + 1}: {e}; stopped before the optimizer step (the newest checkpoint is intact)")
     t_train = time.time() - t0
@@ -335,34 +342,32 @@ for step in bar:
         router.record(it["topic"], it["region"], langs[j], out["reward"][j * K:(j + 1) * K])
     updated = router.step()
 
-    # --- log: sums over ranks, one line per step from rank 0
-    local = {**{k: float(out[k].sum()) for k in ("reward", "r_qual", "r_lang", "sim")},
-             "n": len(texts), "response_tokens": float(rmask.sum()),
-             "missing_pairs": out["missing_pairs"], "no_language": out["no_language"]}
-    tot = dict(zip(local, all_reduce_sum(torch.tensor(list(local.values()), dtype=torch.float64)).tolist()))
+    # --- log: this rank's sums over ranks (diagnostics.py); validation, rollout samples; rank 0 writes
+    sums = rollout_sums(out, targets, rmask.sum(1), cut, K, LANGUAGES, masked=int(cut.sum()) * args.mask_truncated)
+    tot = dict(zip(sums, all_reduce_sum(torch.tensor(list(sums.values()), dtype=torch.float64)).tolist()))
     peak = torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else \
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # CPU: max resident set, kB -> GB
-    row = {"step": step + 1, **{k: tot[k] / tot["n"] for k in ("reward", "r_qual", "r_lang", "sim")},
+    row = {"step": step + 1, **step_row(tot, LANGUAGES),
            **{k: sum(upd[k]) / len(upd[k]) for k in ("loss", "kl", "clip_frac", "ratio", "grad_norm")},
-           "response_len": tot["response_tokens"] / tot["n"],
-           "tokens_per_s": tot["response_tokens"] / t_generate, "t_generate": t_generate,
-           "t_reward": t_reward, "t_train": t_train, "peak_mem_gb": max(all_gather(peak)), "tau": router.tau,
-           "eps": router.eps, "missing_pairs": int(tot["missing_pairs"]), "no_language": int(tot["no_language"]),
+           "tokens_per_s": tot["response_tokens"] / t_generate, "t_generate": t_generate, "t_reward": t_reward,
+           "t_train": t_train, "peak_mem_gb": max(all_gather(peak)), "tau": router.tau, "eps": router.eps,
            "router_updated": updated, "updates": upd}
+    save = (args.save_every and (step + 1) % args.save_every == 0) or step + 1 == total_steps
+    if val_items and ((step + 1) % args.val_every == 0 or step + 1 == total_steps):
+        with unsharded(model.eval()), amp():
+            row["val"] = val(model)
+    samples = []
+    if args.log_rollouts and (step == 0 or save):               # the first groups of the global batch
+        mine = range(min(P_rank, max(0, args.log_rollouts - rank * P_rank)))
+        samples = all_gather(sample_rows(step + 1, batch, targets, args.lang_prompt, texts, out, rmask.sum(1), cut, K, mine))
     if master:
-        with open(metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-        if updated:
-            with open(router_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(router.snapshot()) + "\n")
-        if args.wandb:
-            wandb.log(row, step=row["step"])
+        runlog.write(row, router.snapshot() if updated else None, [r for part in samples for r in part])
         tqdm.write(f"step {step + 1:4d} | reward {row['reward']:.3f} | r_lang {row['r_lang']:.3f} | "
                    f"sim {row['sim']:.3f} | loss {row['loss']:+.4f} | kl {row['kl']:.4f} | "
                    f"len {row['response_len']:.0f} | gen {t_generate:.1f}s rew {t_reward:.1f}s train {t_train:.1f}s")
 
     # --- save: every --save_every steps and at the end
-    if (args.save_every and (step + 1) % args.save_every == 0) or step + 1 == total_steps:
+    if save:
         try:
             save_checkpoint(args.out_dir, step + 1, model, tok, opt,
                             {"router": router.state_dict(), "args": vars(args)}, group=slow)

@@ -23,7 +23,7 @@ Decisions:
 """
 import jinja2
 
-from reward import LANGUAGE_NAMES
+from reward import LANGUAGE_NAMES, detect_language
 
 REQUESTS = ("tag", "system", "system_en", "none")
 
@@ -90,3 +90,17 @@ def prompt_tokens(tok, question: str, langs, how: str = "tag") -> int:
     """Prompt length in tokens: the longest over the languages it may be asked in."""
     prompts = [build_prompt(tok, question, lang, how) for lang in langs]
     return max(map(len, tok(prompts, add_special_tokens=False)["input_ids"]))
+
+
+def prepare_items(tok, items: list[dict], how: str, max_len: int, languages) -> tuple[list[dict], int, int]:
+    """Training or validation items ready for rollouts: those whose prompt fits `max_len` tokens in
+    every language of `languages` (the others are counted, never truncated: the request is at their
+    end), each given "gate_lang", the language its answer is asked, gated and calibrated in: a
+    Translation item's reference's own (detected) language, any other item's own language.
+    -> (items, count skipped as too long, Translation references detected in no router language)"""
+    fits = [prompt_tokens(tok, it["question"], languages, how) <= max_len for it in items]
+    kept = [it for it, ok in zip(items, fits) if ok]
+    found = {it["id"]: detect_language(it["reference"]) for it in kept if it["topic"] == "Translation"}
+    for it in kept:
+        it["gate_lang"] = found[it["id"]] if found.get(it["id"]) in languages else it["lang"]
+    return kept, fits.count(False), sum(lang not in languages for lang in found.values())

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import ROOT
 
 TIMING = {"tokens_per_s", "t_generate", "t_reward", "t_train", "peak_mem_gb"}
@@ -30,7 +32,7 @@ def strip(rs: list[dict]) -> list[dict]:
 def test_two_rank_tiny_run_writes_everything(tmp_path, torchrun):
     out = tmp_path / "out"
     proc = torchrun("lrpo.py", "--tiny", "--out_dir", str(out), "--max_steps", "6", "--sft_steps", "4",
-                    "--save_every", "5", "--update_every", "2", timeout=300)
+                    "--save_every", "5", "--update_every", "2", "--log_rollouts", "8", timeout=300)
     assert "router identical on all 2 ranks" in proc.stdout, proc.stdout[-3000:]
     metrics = rows(out / "metrics.jsonl")
     assert [r["step"] for r in metrics] == [1, 2, 3, 4, 5, 6]
@@ -44,7 +46,9 @@ def test_two_rank_tiny_run_writes_everything(tmp_path, torchrun):
     assert set(updates[-1]["topics"]) == {"Regional Knowledge", "General Knowledge", "Reasoning",
                                           "Chat", "Safety", "Translation"}
     assert sorted(os.listdir(out)) == ["calibration.json", "ckpt-5", "ckpt-6", "metrics.jsonl",
-                                       "router.jsonl", "sft", "tiny"]
+                                       "rollouts.jsonl", "router.jsonl", "sft", "tiny"]
+    assert "val" in metrics[-1] and metrics[-1]["val"]["n"] == 28 and "val" not in metrics[0]   # at the end
+    rollouts_match_the_rewards_the_loss_used(rows(out / "rollouts.jsonl"), metrics)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     model = AutoModelForCausalLM.from_pretrained(out / "ckpt-6")
     tok = AutoTokenizer.from_pretrained(out / "ckpt-6")
@@ -53,6 +57,27 @@ def test_two_rank_tiny_run_writes_everything(tmp_path, torchrun):
     state = torch.load(out / "ckpt-6" / "trainer_state.pt", weights_only=True)
     assert state["step"] == 6 and state["world"] == 2 and len(state["rng"]) == 2
     assert state["router"]["step"] == 6
+
+
+def rollouts_match_the_rewards_the_loss_used(samples: list[dict], metrics: list[dict], K: int = 8) -> None:
+    """Every group of the batch logged (--log_rollouts 8 on 8 prompts): each step's rows, gathered
+    from both ranks, give its metrics row's means, per-language figures and group advantages."""
+    import torch
+    from grpo import group_advantages
+    steps = sorted({r["step"] for r in samples})
+    assert steps == [1, 5, 6], steps                                  # step 1, then every checkpoint
+    for s in steps:
+        got, m = [r for r in samples if r["step"] == s], metrics[s - 1]
+        assert len(got) == 64 and [r["k"] for r in got] == list(range(K)) * 8
+        rewards = torch.tensor([r["reward"] for r in got])
+        assert torch.allclose(group_advantages(rewards, K), torch.tensor([r["advantage"] for r in got]), atol=1e-5)
+        assert sum(r["reward"] for r in got) / 64 == pytest.approx(m["reward"], rel=1e-6)
+        assert sum(not r["stopped"] for r in got) / 64 == pytest.approx(m["truncated"])
+        assert sum(r["detected"] != r["lang"] for r in got) / 64 == pytest.approx(m["off_language"])
+        for lang, fig in m["langs"].items():
+            mine = [r for r in got if r["lang"] == lang]
+            assert fig["n"] == len(mine) and fig["r_lang"] == pytest.approx(sum(r["r_lang"] for r in mine) / len(mine))
+            assert fig["len"] == pytest.approx(sum(r["length"] for r in mine) / len(mine))
 
 
 def test_resume_is_exact(tmp_path):
@@ -70,6 +95,7 @@ def test_resume_is_exact(tmp_path):
     assert [r["step"] for r in got] == list(range(1, 8))
     assert strip(got) == strip(want)
     assert rows(cut / "router.jsonl") == rows(full / "router.jsonl")
+    assert rows(cut / "rollouts.jsonl") == rows(full / "rollouts.jsonl")           # step 4's samples dropped
 
 
 def test_every_ablation_flag_runs(tmp_path):
@@ -85,7 +111,7 @@ def test_every_ablation_flag_runs(tmp_path):
                   ["--calibration", "quantile", "--cal_ub"], ["--calibration", "none", "--grad_ckpt"],
                   ["--lang_prompt", "system", "--encoder_dtype", "bf16"],
                   ["--scale_rewards", "none", "--loss_agg", "seq-mean-token-sum-norm"],
-                  ["--loss_agg", "seq-mean-token-mean", "--beta", "0"],
+                  ["--loss_agg", "seq-mean-token-mean", "--beta", "0", "--mask_truncated"],
                   ["--no_anneal", "--priors", str(priors)],
                   ["--mini_batches", "2", "--ppo_epochs", "2", "--clip_c", "3", "--verl_clamps", "--lr", "1e-2"]):
         proc = run_lrpo("--tiny", "--sft_steps", "0", "--max_step", "2", "--update_every", "1",
@@ -102,6 +128,10 @@ def test_every_ablation_flag_runs(tmp_path):
         if "--mini_batches" in flags:                          # 4 optimizer steps per rollout step; the clip acts
             assert all(len(r["updates"]["loss"]) == 4 for r in metrics)
             assert max(c for r in metrics for c in r["updates"]["clip_frac"]) > 0
+        if "--mask_truncated" in flags:                        # cut rollouts (24 tokens, no stop) leave the loss
+            assert [r["masked_truncated"] for r in metrics] == [round(64 * r["truncated"]) for r in metrics]
+            assert [r["updates"]["tokens"] for r in metrics] == [[64 * r["response_len"] - 24 * r["masked_truncated"]]
+                                                                  for r in metrics]
         if "--no_anneal" in flags:
             assert metrics[-1]["tau"] == 1.0 and metrics[-1]["eps"] == 0.2
             assert snapshot["topics"]["Reasoning"]["en"] > snapshot["topics"]["Reasoning"]["de"]

@@ -119,6 +119,19 @@ def test_sft_sample():
     assert max(counts.values()) - min(counts.values()) <= 2, counts  # targets roughly even
 
 
+def test_val_sample():
+    """The tiny demo's held-out set: training records, two per training language, each question and
+    reference detected as its language, no question shared with the training or warm-start sample."""
+    items = load_train(_exists(os.path.join(SAMPLE, "val.jsonl")), LANGUAGES, TOPICS)
+    assert Counter(it["lang"] for it in items) == {lang: 2 for lang in TRAIN_LANGUAGES}
+    wrong = [(it["id"], f, detect_language(it[f])) for it in items for f in ("question", "reference")
+             if detect_language(it[f]) != it["lang"]]
+    assert not wrong, wrong
+    seen = {question_key(r["question"]) for name in ("train.jsonl", "sft.jsonl")
+            for _, r in read_jsonl(os.path.join(SAMPLE, name))}
+    assert not [it["id"] for it in items if question_key(it["question"]) in seen]
+
+
 EVAL_FILES = sorted(glob.glob(os.path.join(SAMPLE, "eval", "*.json*")))
 
 

@@ -31,9 +31,10 @@ def rollout_batch(V: int, n_prompts: int = 4, seed: int = 0):
     return ids, am, rewards, mask
 
 
-def reference_update(model, ref_model, ids, am, rewards, mask, M, E, lr, beta, clip):
+def reference_update(model, ref_model, ids, am, rewards, mask, M, E, lr, beta, clip, skip=()):
     """E passes of M SGD steps, written from the formulas: fp64 log_softmax, advantages group by group,
-    mini-batch m = the prompts whose index is m mod M, token-mean over the mini-batch's tokens."""
+    mini-batch m = the prompts whose index is m mod M, token-mean over the mini-batch's tokens; the
+    rows in `skip` are left out of the loss (their rewards still count in their group's advantages)."""
     N = len(ids)
 
     def logp_of(m, rows):
@@ -54,7 +55,7 @@ def reference_update(model, ref_model, ids, am, rewards, mask, M, E, lr, beta, c
     losses = []
     for _ in range(E):
         for m in range(M):
-            rows = [j * K + k for j in range(N // K) if j % M == m for k in range(K)]
+            rows = [j * K + k for j in range(N // K) if j % M == m for k in range(K) if j * K + k not in skip]
             logp = logp_of(model, rows)
             total, count = 0.0, 0
             for i, row in enumerate(rows):
@@ -106,6 +107,24 @@ def test_matches_the_slow_reference_loop(tiny_policy_dir, kernel):
     assert stats["clip_frac"][0] == 0 and max(stats["clip_frac"]) > 0      # the clip acts once the policy moved
     assert stats["ratio_min"][0] == pytest.approx(1.0, abs=1e-5) and stats["ratio_max"][-1] > 1 + clip
     assert stats["tokens"][:2] == [float(mask[r].sum()) for r in mini_batch_rows(4, K, 2)]
+
+
+def test_masked_rows_leave_the_loss_exactly(tiny_policy_dir):
+    """lrpo.py --mask_truncated zeroes the loss mask of the rollouts cut at the token limit: the
+    update equals the reference that drops those rows from the loss (M = 2, one epoch, beta 0.04)."""
+    policy = AutoModelForCausalLM.from_pretrained(tiny_policy_dir, dtype=torch.float64)
+    ids, am, rewards, mask = rollout_batch(policy.config.vocab_size, seed=3)
+    cut = torch.zeros(len(ids), dtype=torch.bool)
+    cut[[1, 4, 6]] = True
+    reference, ref_model = copy.deepcopy(policy), copy.deepcopy(policy).requires_grad_(False)
+    loss_fn = partial(policy_loss, group_size=K, beta=0.04)
+    stats = policy_update(policy, torch.optim.SGD(policy.parameters(), lr=0.3), ids, am, rewards.double(),
+                          mask.masked_fill(cut[:, None], 0), loss_fn, group_size=K, mini_batches=2, ref_model=ref_model)
+    want = reference_update(reference, ref_model, ids, am, rewards.double(), mask, 2, 1, 0.3, 0.04, 0.2, skip={1, 4, 6})
+    assert stats["loss"] == pytest.approx(want, rel=1e-9)
+    assert stats["tokens"] == [float(mask[r][~cut[r]].sum()) for r in mini_batch_rows(4, K, 2)]
+    got, ref_sd = policy.state_dict(), reference.state_dict()
+    assert max((got[k] - ref_sd[k]).abs().max().item() for k in got) < 1e-12
 
 
 def test_one_step_is_on_policy_and_two_mini_batches_clip(tiny_policy_dir):
