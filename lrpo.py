@@ -39,6 +39,10 @@ Decisions (the release's behaviour beside ours where they differ):
    (seed, step). Every input is read and checked before any model loads; prompts over
    --max_prompt_len are skipped and counted, never truncated (the request is at their end).
 6. --tiny presets the flags not given on the command line: the CPU recipe measured for the demo.
+7. Each metrics.jsonl row says what the step's rollouts did (diagnostics.py), from the one
+   all-reduce of the step's sums; --log_rollouts whole groups go to rollouts.jsonl at step 1 and at
+   each checkpoint; --val_file is answered greedily every --val_every steps (the release: 5).
+   --mask_truncated (off, as in the paper) leaves rollouts cut at --max_new_tokens out of the loss.
 """
 import argparse
 import contextlib
@@ -59,8 +63,8 @@ from calibrate import CalibrationTable, build_table, group_parallel, load_parall
 from checkpoint import CheckpointError, load_policy, open_run, restore, save_checkpoint, save_policy
 from data.prompts import REQUESTS, build_prompt, prepare_items
 from data.records import check_model, load_sft, load_train, question_key, ranged
-from grpo import LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss, unsharded
 from diagnostics import response_cut, rollout_sums, sample_rows, step_row, validate
+from grpo import LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss, unsharded
 from reward import LANGUAGES, Encoder, compute_rewards
 from router import MODES, REGIONS, TOPICS, UPDATES, LanguageRouter
 from runlog import RunLog
