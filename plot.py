@@ -3,15 +3,16 @@ Plot a run from its logs, or print a sample of what the policy wrote.
 
     python plot.py out/                          # -> the PNGs below, in out/
     python plot.py out/ --to figures/            # elsewhere
+    python plot.py out/ --smooth 10              # per-language means over 10-step windows (1: per step)
     python plot.py out/ --rollouts               # the last logged step's first 3 groups, as text
     python plot.py out/ --rollouts --step 40 --n 8
 
 Figures (each skipped, with the reason printed, when the log lacks what it shows):
-  metrics.png     per step: reward, r_lang, r_qual, KL, response length, and the rollout-health
-                  fractions (groups with equal rewards, groups the gate scored 0, rollouts cut at
-                  --max_new_tokens, rollouts off the requested language)            (metrics.jsonl)
-  languages.png   per requested language and step: reward, r_lang, length, share of rollouts,
-                  and the language mix as a stacked area                   (metrics.jsonl "langs")
+  metrics.png     per step (faint) and over --smooth windows: reward, r_lang, r_qual, KL, length,
+                  and the rollout-health fractions (groups with equal rewards, groups the gate scored
+                  0, rollouts cut at --max_new_tokens, rollouts off the requested language)  (metrics.jsonl)
+  languages.png   per requested language over --smooth windows: reward, r_lang, length, share of
+                  rollouts, and the language mix as a stacked area         (metrics.jsonl "langs")
   updates.png     per optimizer step: clip fractions, ratio min / mean / max, approx_kl and kl,
                   loss, gradient norm; grey lines mark rollout steps     (metrics.jsonl "updates")
   validation.png  validation reward and r_lang, overall and per language    (metrics.jsonl "val")
@@ -31,13 +32,20 @@ Decisions:
 3. One colour per language in every figure: tab20's ten dark shades, then its light ones, given to
    the router's languages in router.jsonl's order, so the 15 stay distinct, neighbours in a legend
    differ in hue, and runs with the same languages share colours.
-4. A language with no rollouts at a step is a gap in its lines, not a 0 (its mean is undefined); in
-   the stacked mix its share is 0, which it is.
+4. A language with no rollouts in a window (Decision 7) is a gap in its lines, not a 0 (its mean is
+   undefined); in the stacked mix its share is 0, which it is.
 5. updates.png is drawn only when some rollout step took several optimizer steps (M x E > 1): with
    one, the policy is its own old policy, so the ratio is exactly 1 and nothing clips, and the
    figure would hold flat lines and metrics.png's loss.
 6. The router's line plots show the 3 topics whose distribution moved most (total variation from the
    first snapshot to the last), each with the 4 languages that reached the highest probability.
+7. A language gets few of a step's rollouts (~4 of 64 with 15), so its per-step means jump between 0
+   and 1: languages.png pools --smooth W steps (default steps / 20, at least 1; 1: per step), centred
+   (s - (W-1)//2 .. s + W//2) so nothing lags, by rollouts: a mean is sum(n x mean) / sum(n), a share
+   sum(n) / sum(rollouts), never a mean of means (n = 1 scoring 1 and n = 3 scoring 0 pool to 0.25,
+   not 0.5); a step without the language adds n = 0. metrics.png draws the same windows (each step has
+   as many rollouts) over its per-step values, faint: trends read, one-step spikes still show. Each
+   validation stays a point: they are far apart, and pooling them would mix checkpoints.
 """
 import argparse
 import glob
@@ -47,6 +55,8 @@ import re
 import shutil
 import sys
 import unicodedata
+from bisect import bisect_left, bisect_right
+from itertools import accumulate
 
 from data.records import read_jsonl
 
@@ -94,6 +104,16 @@ def num(x) -> float:
     return float(x) if isinstance(x, NUM) and math.isfinite(x) else NAN
 
 
+def smooth(steps: list[int], values: list[float], weights: list[float], w: int) -> list[float]:
+    """Decision 7: at each step s, sum(weight x value) / sum(weight) over the steps of its window
+    s - (w-1)//2 .. s + w//2 (steps ascending); a NaN value weighs 0, a window weighing 0 is NaN."""
+    weights = [c if v == v else 0 for v, c in zip(values, weights)]          # v == v: not NaN
+    cv = [0, *accumulate(c * v if c else 0 for v, c in zip(values, weights))]  # prefix sums
+    cw = [0, *accumulate(weights)]
+    ends = [(bisect_left(steps, s - (w - 1) // 2), bisect_right(steps, s + w // 2)) for s in steps]
+    return [(cv[hi] - cv[lo]) / (cw[hi] - cw[lo]) if cw[hi] > cw[lo] else NAN for lo, hi in ends]
+
+
 def colours(plt, languages: list[str]) -> dict:
     """Decision 3: {language: colour} for the router's languages in its order, the same in every figure."""
     tab = plt.get_cmap("tab20").colors
@@ -111,21 +131,27 @@ def legend_panel(ax, source, title: str = "language") -> None:
     ax.legend(*source.get_legend_handles_labels(), loc="center", ncol=2, fontsize=8, title=title)
 
 
-def plot_metrics(plt, rows: list[dict], out: str, skipped: list):
+def plot_metrics(plt, rows: list[dict], out: str, skipped: list, w: int):
     fig, axes = plt.subplots(2, 3, figsize=(14, 6.4), layout="constrained")
     steps = [r["step"] for r in rows]
+
+    def trend(ax, key, label=None):                             # Decision 7: W-step means over faint steps
+        ys = [num(r.get(key)) for r in rows]
+        line, = ax.plot(steps, smooth(steps, ys, [1] * len(ys), w), lw=1.2, label=label)
+        if w > 1:
+            ax.plot(steps, ys, lw=0.6, alpha=0.3, color=line.get_color(), zorder=1, label="_per step")
+        ax.set_xlabel("training step" + (f" (faint: each step; lines: {w}-step mean)" if w > 1 else ""), fontsize=8)
     for ax, (key, title) in zip(axes.flat, METRICS):
-        ax.plot(steps, [num(r.get(key)) for r in rows], lw=1)
+        trend(ax, key)
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel("training step", fontsize=8)
     ax, panels = axes.flat[5], len(METRICS)
     if any(key in r for r in rows for key, _ in HEALTH):
         for key, label in HEALTH:
-            ax.plot(steps, [num(r.get(key)) for r in rows], lw=1, label=label)
+            trend(ax, key, label)
         masked = sum(r.get("masked_truncated", 0) for r in rows)
         ax.set_title("rollout health (fractions)" + (f"; {masked} cut rollouts masked" if masked else ""),
                      fontsize=10)
-        ax.set(ylim=(-0.03, 1.03), xlabel="training step")
+        ax.set_ylim(-0.03, 1.03)
         ax.legend(fontsize=7)
         panels += 1
     else:
@@ -137,24 +163,34 @@ def plot_metrics(plt, rows: list[dict], out: str, skipped: list):
     return fig
 
 
-def plot_languages(plt, rows: list[dict], out: str, colour: dict):
+def language_series(rows: list[dict], lang: str, key: str, w: int) -> list[float]:
+    """Decision 7: `lang`'s `key` ("reward", "r_lang", "len" or "share") pooled over w-step windows."""
+    steps, stats = [r["step"] for r in rows], [r["langs"].get(lang, {}) for r in rows]
+    if key == "share":                                          # sum(n) / sum(rollouts)
+        totals = [sum(d.get("n", 0) for d in r["langs"].values()) for r in rows]
+        return smooth(steps, [s.get("n", 0) / t if t else NAN for s, t in zip(stats, totals)], totals, w)
+    return smooth(steps, [num(s.get(key)) for s in stats], [s.get("n", 0) for s in stats], w)
+
+
+def plot_languages(plt, rows: list[dict], out: str, colour: dict, w: int):
     rows = [r for r in rows if isinstance(r.get("langs"), dict)]
     steps, langs = [r["step"] for r in rows], languages_in((r["langs"] for r in rows), colour)
     fig, axes = plt.subplots(2, 3, figsize=(14, 6.4), layout="constrained")
+    span = "per step" if w == 1 else f"{w}-step windows"
+    series = {(lang, key): language_series(rows, lang, key, w) for lang in langs for key, _ in PER_LANGUAGE}
     for ax, (key, title) in zip(axes.flat, PER_LANGUAGE):
         for lang in langs:                                       # Decision 4: absent -> NaN, a gap
-            ax.plot(steps, [num(r["langs"].get(lang, {}).get(key)) for r in rows], lw=1, marker=".",
-                    ms=3, color=colour.get(lang, "black"), label=lang)
-        ax.set_title(title, fontsize=10)
+            ax.plot(steps, series[lang, key], lw=1, marker="." if w == 1 else None, ms=3,
+                    color=colour.get(lang, "black"), label=lang)
+    axes.flat[4].stackplot(steps, *[[0.0 if v != v else v for v in series[lang, "share"]] for lang in langs],
+                           colors=[colour.get(lang, "black") for lang in langs], labels=langs)
+    axes.flat[4].set_ylim(0, 1)
+    for ax, (_, title) in zip(axes.flat, (*PER_LANGUAGE, (None, "rollout-language mix (stacked shares)"))):
+        ax.set_title(f"{title}, {span}", fontsize=10)
         ax.set_xlabel("training step", fontsize=8)
-    mix = axes.flat[4]
-    mix.stackplot(steps, *[[num(r["langs"].get(lang, {}).get("share", 0.0)) for r in rows] for lang in langs],
-                  colors=[colour.get(lang, "black") for lang in langs], labels=langs)
-    mix.set(ylim=(0, 1), xlabel="training step")
-    mix.set_title("rollout-language mix (stacked shares)", fontsize=10)
     legend_panel(axes.flat[5], axes.flat[0])
     fig.savefig(out, dpi=110)
-    print(f"wrote {out}: 5 panels, {len(langs)} languages over {len(rows)} steps")
+    print(f"wrote {out}: 5 panels, {len(langs)} languages over {len(rows)} steps, {span}")
     return fig
 
 
@@ -219,10 +255,8 @@ def plot_router(plt, rows: list[dict], out: str, colour: dict):
               for name in dict.fromkeys(n for r in rows for n in r[kind])]
     langs = list(next(iter(rows[0]["topics"].values())))
     topics, steps = moved_topics(rows), [r["step"] for r in rows]
-    ncols = 3
-    nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows + 1, ncols, figsize=(5 * ncols, 3.6 * (nrows + 1)), squeeze=False,
-                             layout="constrained")
+    nrows = math.ceil(len(panels) / 3)                          # 3 panels a row
+    fig, axes = plt.subplots(nrows + 1, 3, figsize=(15, 3.6 * (nrows + 1)), squeeze=False, layout="constrained")
     heat = list(axes[:nrows].flat)
     vmax = max(p for r in rows for kind in ("topics", "regions") for d in r[kind].values() for p in d.values())
     for ax, (kind, name) in zip(heat, panels):
@@ -232,8 +266,6 @@ def plot_router(plt, rows: list[dict], out: str, colour: dict):
         ax.set_title(("region: " if kind == "regions" else "") + name, fontsize=10)
         ax.set_yticks(range(len(langs)), langs, fontsize=7)
         ax.set_xlabel("training step", fontsize=8)
-    for ax in heat[len(panels):]:
-        ax.axis("off")
     fig.colorbar(im, ax=axes[:nrows], shrink=0.6, label="routing probability softmax(z / tau)")
     for ax, topic in zip(axes[nrows], topics):
         probs = {l: [num(r["topics"].get(topic, {}).get(l)) for r in rows] for l in langs}
@@ -244,16 +276,16 @@ def plot_router(plt, rows: list[dict], out: str, colour: dict):
         ax.set_title(f"{topic}: top {TOP_LANGS} languages", fontsize=10)
         ax.set_xlabel("training step (router updates)", fontsize=8)
         ax.legend(fontsize=7)
-    for ax in axes[nrows][len(topics):]:
+    for ax in [*heat[len(panels):], *axes[nrows][len(topics):]]:
         ax.axis("off")
     fig.savefig(out, dpi=110)
     print(f"wrote {out}: {len(panels)} heatmaps and {len(topics)} topic lines over {len(rows)} router updates")
     return fig
 
 
-def draw(run: str, to: str) -> dict:
-    """Every figure the logs allow (module docstring), saved in `to`; say which were skipped and why.
-    -> {file name: figure}."""
+def draw(run: str, to: str, w: int | None = None) -> dict:
+    """Every figure the logs allow (module docstring), saved in `to`, over w-step windows (default:
+    Decision 7); say which were skipped and why. -> {file name: figure}."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -269,16 +301,17 @@ def draw(run: str, to: str) -> dict:
     if not metrics:
         sys.exit(f"plot.py: {run}/metrics.jsonl has no steps yet")
     colour = colours(plt, list(next(iter(router[0]["topics"].values()), {})))
+    w = max(1, round(len(metrics) / 20)) if w is None else w
     per_step = max((len((r.get("updates") or {}).get("loss", ())) for r in metrics), default=0)
     skipped, figs = [], {}
-    figs["metrics.png"] = plot_metrics(plt, metrics, os.path.join(to, "metrics.png"), skipped)
+    figs["metrics.png"] = plot_metrics(plt, metrics, os.path.join(to, "metrics.png"), skipped, w)
     why = {"languages.png": None if any(isinstance(r.get("langs"), dict) for r in metrics)
            else 'no "langs" in metrics.jsonl (a log from before the per-language diagnostics)',
            "updates.png": None if per_step > 1 else "one optimizer step per rollout step (Decision 5)"
            if per_step else 'no "updates" in metrics.jsonl',
            "validation.png": None if any(isinstance(r.get("val"), dict) for r in metrics)
            else "no validation steps in metrics.jsonl"}
-    draws = {"languages.png": lambda out: plot_languages(plt, metrics, out, colour),
+    draws = {"languages.png": lambda out: plot_languages(plt, metrics, out, colour, w),
              "updates.png": lambda out: plot_updates(plt, metrics, out),
              "validation.png": lambda out: plot_validation(plt, metrics, out, colour)}
     for name, plot in draws.items():
@@ -360,6 +393,8 @@ def main(argv=None) -> None:
                                             "a sample of its rollouts.jsonl.")
     p.add_argument("run", help="the run's --out_dir")
     p.add_argument("--to", help="directory for the PNGs (default: the run's directory)")
+    p.add_argument("--smooth", type=int, metavar="W", help="steps per window of the smoothed lines "
+                   "(default: steps / 20, at least 1; 1: each step)")
     p.add_argument("--rollouts", action="store_true", help="print logged rollouts instead (no matplotlib needed)")
     p.add_argument("--step", type=int, help="with --rollouts: the training step to show (default: the last logged)")
     p.add_argument("--n", type=int, help="with --rollouts: groups to show (default 3)")
@@ -367,7 +402,9 @@ def main(argv=None) -> None:
     if not args.rollouts:
         if args.step is not None or args.n is not None:
             p.error("--step and --n go with --rollouts")
-        draw(args.run, args.to or args.run)
+        if args.smooth is not None and args.smooth < 1:
+            p.error(f"--smooth must be >= 1, got {args.smooth}")
+        draw(args.run, args.to or args.run, args.smooth)
         return
     n = 3 if args.n is None else args.n
     if n < 1:

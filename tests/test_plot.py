@@ -54,6 +54,21 @@ def write_run(run, new: bool = True, updates: int = 2, partial_tail: bool = Fals
                                                for s in range(1, 5)) + tail)
 
 
+def pooled_run(run):
+    """3 steps where pooling by rollouts and averaging the per-step means differ: de has 1 rollout
+    scoring 1 at step 1, 3 scoring 0 at step 2 (pooled 0.25, mean of means 0.5), none at step 3."""
+    os.makedirs(run, exist_ok=True)
+    (run / "router.jsonl").write_text(json.dumps(snapshot(0, 0.5)) + "\n")
+
+    def lang(n, total, reward):
+        return {"n": n, "share": n / total, "reward": reward, "r_lang": reward, "len": 10.0 * n}
+    langs = ({"de": lang(1, 4, 1.0), "zh": lang(3, 4, 0.0)}, {"de": lang(3, 4, 0.0), "zh": lang(1, 4, 1.0)},
+             {"zh": lang(8, 8, 0.5)})
+    rows = [{"step": s, "reward": r, "langs": l} for s, r, l in zip((1, 2, 3), (0.0, 0.3, 0.9), langs)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
 def rollout(step, id_, k, lang, detected, response, reward, adv, length, stopped=True):
     return {"step": step, "id": id_, "topic": "Mathematics", "region": ["China"], "prompt_lang": "zh",
             "lang": lang, "request": "tag", "k": k, "response": response, "detected": detected, "sim": 0.7,
@@ -126,7 +141,7 @@ def test_every_figure_of_a_run_with_the_diagnostics(tmp_path, plt, capsys):
     # languages.png: one line per language seen, a gap (not a 0) where ja has no rollouts (Decision 4)
     reward, share, mix, legend = (figs["languages.png"].axes[i] for i in (0, 3, 4, 5))
     lines = {l.get_label(): l for l in reward.lines}
-    assert list(lines) == ["de", "ja", "zh"]
+    assert list(lines) == ["de", "ja", "zh"] and reward.get_title().endswith(", per step")   # 4 steps: W = 1
     ja = list(lines["ja"].get_ydata())
     assert math.isnan(ja[0]) and math.isnan(ja[2]) and ja[1] == ja[3] == 0.2
     assert list(share.lines[2].get_ydata()) == [0.5, 0.25, 0.5, 0.25]
@@ -148,6 +163,46 @@ def test_every_figure_of_a_run_with_the_diagnostics(tmp_path, plt, capsys):
     for panel in (lines, {l.get_label(): l for l in share.lines}, val, {l.get_label(): l for l in top.lines}):
         for lang in set(panel) & {"de", "ja", "zh"}:                    # one colour per language (Decision 3)
             assert panel[lang].get_color() == colour[lang]
+
+
+def test_smoothing_pools_rollouts_not_per_step_means(tmp_path):
+    """Decision 7, without matplotlib: a window's mean is sum(n x mean) / sum(n), its share sum(n) / sum(rollouts)."""
+    import math
+    from plot import language_series, smooth
+    assert smooth([1, 2], [1.0, 0.0], [1, 3], 2) == [0.25, 0.0]          # not (1.0 + 0.0) / 2
+    assert smooth([1, 2, 5], [1.0, 0.0, 1.0], [1, 3, 5], 3) == [0.25, 0.25, 1.0]   # windows of steps, not rows
+    assert smooth([1, 2], [float("nan"), 0.5], [2, 2], 2) == [0.5, 0.5]  # a NaN mean weighs 0
+    rows = pooled_run(tmp_path)
+    raw = language_series(rows, "de", "reward", 1)
+    assert raw[:2] == [1.0, 0.0] and math.isnan(raw[2])                  # absent: a gap, not 0
+    pooled = language_series(rows, "de", "reward", 2)                    # steps s, s + 1
+    assert pooled[:2] == [0.25, 0.0] and math.isnan(pooled[2])
+    assert language_series(rows, "de", "reward", 3) == [0.25, 0.25, 0.0]  # no gap: the window has de
+    assert language_series(rows, "de", "len", 2)[0] == pytest.approx((1 * 10 + 3 * 30) / 4)
+    assert language_series(rows, "de", "share", 2) == [0.5, 0.25, 0.0]  # (1 + 3) / 8; 3 / 12, not 0.375
+    assert language_series(rows, "zh", "share", 2) == [0.5, 0.75, 1.0]
+
+
+def test_smoothed_lines_in_the_figures(tmp_path, plt):
+    import math
+    from plot import draw
+    pooled_run(tmp_path / "run")
+    figs = draw(str(tmp_path / "run"), str(tmp_path / "png"), 2)
+    reward, share, mix = (figs["languages.png"].axes[i] for i in (0, 3, 4))
+    assert reward.get_title() == "reward per language, 2-step windows"
+    assert mix.get_title() == "rollout-language mix (stacked shares), 2-step windows"
+    de = {l.get_label(): l for l in reward.lines}["de"]
+    assert list(de.get_xdata()) == [1, 2, 3] and list(de.get_ydata()[:2]) == [0.25, 0.0]
+    assert math.isnan(de.get_ydata()[2])
+    assert list({l.get_label(): l for l in share.lines}["de"].get_ydata()) == [0.5, 0.25, 0.0]
+    zh = mix.collections[-1].get_paths()[0].vertices[:, 1]               # zh, stacked on de's pooled shares
+    assert {round(float(y), 9) for y in zh} == {0.5, 0.25, 0.0, 1.0}     # ... and topping out at 1
+    # metrics.png: the 2-step means, with the per-step values faint beneath (left out of any legend)
+    overall = figs["metrics.png"].axes[0]
+    line, faint = overall.lines
+    assert list(line.get_ydata()) == pytest.approx([0.15, 0.6, 0.9]) and list(faint.get_ydata()) == [0.0, 0.3, 0.9]
+    assert faint.get_alpha() < 1 and faint.get_label().startswith("_") and faint.get_color() == line.get_color()
+    assert "2-step mean" in overall.get_xlabel()
 
 
 def test_rollouts_print_a_group_per_block_without_matplotlib(tmp_path, capsys, monkeypatch):
@@ -194,6 +249,9 @@ def test_rollout_errors_name_the_file_and_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--n", "2"])                       # --n without --rollouts: a usage error
     assert "--step and --n go with --rollouts" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--smooth", "0"])
+    assert "--smooth must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_bad_router_log_names_the_file_and_line(tmp_path):
