@@ -56,7 +56,8 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from calibrate import CalibrationTable, build_table, group_parallel, load_parallel, release_table
-from checkpoint import CheckpointError, load_policy, open_run, restore, save_checkpoint, save_policy, start_logs
+from checkpoint import (CheckpointError, check_warm_start, load_policy, open_run, restore, save_checkpoint,
+                        save_policy, start_logs)
 from data.prompts import REQUESTS, build_prompt, prompt_tokens
 from data.records import check_model, load_sft, load_train, question_key, ranged
 from grpo import LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss, unsharded
@@ -214,6 +215,10 @@ if len(items) < args.prompts_per_step:
     fail(f"{args.train_file} has {len(items)} items, fewer than --prompts_per_step {args.prompts_per_step}")
 try:
     resume_dir, state = open_run(args.out_dir, bool(args.resume), vars(args), args.resume_force, print0)
+    if state and state["step"] >= (last := args.max_steps or args.epochs * (len(items) // args.prompts_per_step)):
+        print0(f"lrpo.py: {resume_dir} is at step {state['step']}, the run ends at step {last}: nothing to train")
+        raise SystemExit(0)                                      # exit 0: a requeued finished job is no failure
+    check_warm_start(args.out_dir, state, needed=args.beta > 0)
 except CheckpointError as e:
     fail(str(e))
 os.makedirs(args.out_dir, exist_ok=True)

@@ -123,3 +123,27 @@ def test_failed_checkpoint_write_loses_nothing(run_copy):
     assert [r["step"] for r in rows(run_copy / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6, 7, 8]
     from transformers import AutoModelForCausalLM
     AutoModelForCausalLM.from_pretrained(run_copy / "ckpt-4")        # the previous one still loads
+
+
+def test_a_non_finite_state_is_never_written(tmp_path, tiny_policy_dir, tiny_tokenizer):
+    """save_checkpoint checks the whole state on rank 0 first: a NaN weight, or an infinite optimizer
+    moment, is refused with one line naming the step and what is not finite; nothing is written and
+    the previous checkpoint stays the newest (sft.py's save_policy takes the same path)."""
+    from checkpoint import NonFiniteCheckpoint, checkpoints, load_policy, save_checkpoint
+    model = load_policy(tiny_policy_dir, torch.device("cpu"))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.tensor([[1, 2, 3]])).logits.mean().backward()
+    opt.step()
+    save_checkpoint(str(tmp_path), 1, model, tiny_tokenizer, opt, {"args": {}})
+    weight = model.get_input_embeddings().weight
+    with torch.no_grad():
+        weight[0, :3] = torch.tensor([float("nan"), float("inf"), 0.0])
+    with pytest.raises(NonFiniteCheckpoint, match=r"^step 2: training diverged; .*ckpt-2: not written: 2 non-finite "
+                                                  r"values in 1 tensors \(model\.model\.embed_tokens\.weight\)$"):
+        save_checkpoint(str(tmp_path), 2, model, tiny_tokenizer, opt, {"args": {}})
+    with torch.no_grad():
+        weight[0, :2] = 0.0
+    next(iter(opt.state.values()))["exp_avg_sq"].view(-1)[0] = float("inf")
+    with pytest.raises(NonFiniteCheckpoint, match=r"ckpt-3: not written: 1 non-finite values in 1 tensors \(optimizer\.state\."):
+        save_checkpoint(str(tmp_path), 3, model, tiny_tokenizer, opt, {"args": {}})
+    assert [s for s, _ in checkpoints(str(tmp_path))] == [1] and sorted(os.listdir(tmp_path)) == ["ckpt-1"]
