@@ -63,6 +63,7 @@ from data.records import check_model, load_sft, load_train, question_key, ranged
 from grpo import LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss, unsharded
 from reward import LANGUAGES, Encoder, compute_rewards, detect_language
 from router import MODES, REGIONS, TOPICS, UPDATES, LanguageRouter
+from runlock import RunLocked, hold_run_dir
 from sampler import SAMPLERS, generate_rollouts
 from sft import sft_examples, warm_start
 from update import NonFiniteError, policy_update
@@ -213,15 +214,15 @@ except (ValueError, OSError) as e:
     fail(f"{args.priors or 'router settings'}: {e}")
 if len(items) < args.prompts_per_step:
     fail(f"{args.train_file} has {len(items)} items, fewer than --prompts_per_step {args.prompts_per_step}")
-try:
+try:                                                             # one run per directory (runlock.py), then resume
+    hold_run_dir(args.out_dir, print0)
     resume_dir, state = open_run(args.out_dir, bool(args.resume), vars(args), args.resume_force, print0)
     if state and state["step"] >= (last := args.max_steps or args.epochs * (len(items) // args.prompts_per_step)):
         print0(f"lrpo.py: {resume_dir} is at step {state['step']}, the run ends at step {last}: nothing to train")
         raise SystemExit(0)                                      # exit 0: a requeued finished job is no failure
     check_warm_start(args.out_dir, state, needed=args.beta > 0)
-except CheckpointError as e:
+except (CheckpointError, RunLocked) as e:
     fail(str(e))
-os.makedirs(args.out_dir, exist_ok=True)
 
 # ----------------------------------------------------------------------------- models
 from transformers import AutoTokenizer  # noqa: E402  (after the checks: a bad flag costs no import time)
