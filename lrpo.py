@@ -61,6 +61,7 @@ from checkpoint import (CheckpointError, check_warm_start, load_policy, open_run
 from data.prompts import REQUESTS, build_prompt, prompt_tokens
 from data.records import check_model, load_sft, load_train, question_key, ranged
 from grpo import LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss, unsharded
+from preempt import StopSignals
 from reward import LANGUAGES, Encoder, compute_rewards, detect_language
 from router import MODES, REGIONS, TOPICS, UPDATES, LanguageRouter
 from runlock import RunLocked, hold_run_dir
@@ -223,6 +224,7 @@ try:                                                             # one run per d
     check_warm_start(args.out_dir, state, needed=args.beta > 0)
 except (CheckpointError, RunLocked) as e:
     fail(str(e))
+stop = StopSignals()                                             # SIGTERM, SIGUSR1: save after this step (preempt.py)
 
 # ----------------------------------------------------------------------------- models
 from transformers import AutoTokenizer  # noqa: E402  (after the checks: a bad flag costs no import time)
@@ -367,13 +369,15 @@ for step in bar:
                    f"sim {row['sim']:.3f} | loss {row['loss']:+.4f} | kl {row['kl']:.4f} | "
                    f"len {row['response_len']:.0f} | gen {t_generate:.1f}s rew {t_reward:.1f}s train {t_train:.1f}s")
 
-    # --- save: every --save_every steps and at the end
-    if (args.save_every and (step + 1) % args.save_every == 0) or step + 1 == total_steps:
+    # --- save: every --save_every steps, at the end, and when a rank got SIGTERM / SIGUSR1 (one small all-reduce)
+    if stop.agreed() or (args.save_every and (step + 1) % args.save_every == 0) or step + 1 == total_steps:
         try:
             save_checkpoint(args.out_dir, step + 1, model, tok, opt,
                             {"router": router.state_dict(), "args": vars(args)}, group=slow)
         except CheckpointError as e:
             fail(f"{e} (the previous checkpoint and the logs are intact)")
+    if stop.stopped:
+        break
 
 # Every rank must hold the identical router (its update all-reduces the buckets): check it.
 digests = all_gather(hashlib.sha256(torch.cat([router.A.flatten(), router.B.flatten()]).numpy().tobytes()).hexdigest())
@@ -383,3 +387,6 @@ print0(f"router identical on all {world} ranks")
 barrier()
 if ddp:
     dist.destroy_process_group()
+if stop.stopped:                                                 # exit code 75: continue with --resume auto
+    stop.exit(f"lrpo.py: {stop.name}: stopped after step {step + 1} and saved {args.out_dir}/ckpt-{step + 1}; "
+              "continue with --resume auto", show=master)
