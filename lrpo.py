@@ -58,8 +58,9 @@ from tqdm import tqdm
 from calibrate import CalibrationTable, build_table, group_parallel, load_parallel, release_table
 from checkpoint import (CheckpointError, check_warm_start, load_policy, open_run, restore, save_checkpoint,
                         save_policy, start_logs)
+from data.outputs import check_writable
 from data.prompts import REQUESTS, build_prompt, prompt_tokens
-from data.records import check_model, load_sft, load_train, question_key, ranged
+from data.records import check_encoder, check_policy, load_sft, load_train, question_key, ranged
 from grpo import LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss, unsharded
 from preempt import StopSignals
 from reward import LANGUAGES, Encoder, compute_rewards, detect_language
@@ -138,7 +139,7 @@ g.add_argument("--out_dir", default="out", help="metrics.jsonl, router.jsonl and
 g.add_argument("--save_every", type=INT0, default=20, help="checkpoint every N steps and at the end (0 = only at the end)")
 g.add_argument("--resume", choices=["auto"], help="'auto': continue from the newest readable checkpoint in --out_dir")
 g.add_argument("--resume_force", action="store_true", help="resume even if run-defining settings differ from the checkpoint's")
-g.add_argument("--seed", type=int, default=42, help="seed (offset by rank for sampling)")
+g.add_argument("--seed", type=ranged(int, lo=0, hi=2**63 - 1), default=42, help="seed (offset by rank for sampling; >= 0)")
 g.add_argument("--collective_timeout", type=POS, default=10.0, help="minutes before a collective of the training loop fails (a stuck rank)")
 g.add_argument("--wandb", default="", metavar="PROJECT", help="also log metrics to Weights & Biases (pip install wandb)")
 TINY = dict(train_file="data/sample/train.jsonl", sft_file="data/sample/sft.jsonl", sft_parallel=True,
@@ -173,11 +174,14 @@ def fail(msg):
 # ----------------------------------------------------------------------------- checks, inputs
 P_rank = args.prompts_per_step // world                        # prompts per rank per step
 M = args.mini_batches
+on_cli = vars(p.parse_args(namespace=argparse.Namespace(model=None, encoder=None)))   # None: not on the command line
+given = [f"--{k}" for k in ("model", "encoder") if on_cli[k] is not None]
 for bad, msg in [                                              # usage errors too, once the world size is known
     (args.prompts_per_step % world, f"--prompts_per_step {args.prompts_per_step} is not divisible by the world size {world}"),
     (P_rank % M, f"{P_rank} prompts per rank do not split into --mini_batches {M} of whole groups"),
     (P_rank // M % args.micro_prompts, f"{P_rank // M} prompts per rank and mini-batch do not split into micro-batches of --micro_prompts {args.micro_prompts}"),
     (args.sft_steps and args.sft_batch % world, f"--sft_batch {args.sft_batch} is not divisible by the world size {world}"),
+    (args.tiny and given, f"--tiny builds its own policy and encoder: drop {' and '.join(given)}"),
 ]:
     if bad:
         p.error(msg)
@@ -186,8 +190,10 @@ if args.wandb and importlib.util.find_spec("wandb") is None:     # optional, onl
 if args.lang_prompt == "tag" and not args.sft_steps and not args.resume:
     print0("warning: --lang_prompt tag without a warm start (--sft_steps): an instruct model has never seen <|out_lang_xx|>")
 try:                                                             # every line, before any model loads
-    for name in ([] if args.tiny else [args.model, args.encoder]):
-        check_model(name)
+    check_writable(args.out_dir, directory=True)                 # data/outputs.py: now, not at the first save
+    if not args.tiny:
+        check_policy(args.model)
+        check_encoder(args.encoder)
     items = load_train(args.train_file, LANGUAGES, TOPICS)
     sft_records = load_sft(args.sft_file, LANGUAGES) if args.sft_steps and args.sft_file else []
     if shared := {question_key(r["question"]) for r in sft_records} & {question_key(it["question"]) for it in items}:
@@ -269,8 +275,11 @@ print0(f"{len(items)} items of {args.train_file}; skipped {n_long} with prompts 
 if len(items) < args.prompts_per_step:
     fail(f"only {len(items)} items fit --max_prompt_len {args.max_prompt_len}")
 if args.sft_steps and not resume_dir and start_dir != sft_dir:
-    examples = sft_examples(tok, sft_records, args.lang_prompt, args.max_prompt_len, args.max_new_tokens,
-                            parallel if args.sft_parallel else None, log=print0)
+    try:
+        examples = sft_examples(tok, sft_records, args.lang_prompt, args.max_prompt_len, args.max_new_tokens,
+                                parallel if args.sft_parallel else None, log=print0)
+    except ValueError as e:
+        fail(str(e))
     warm_start(model, tok, examples, steps=args.sft_steps, lr=args.sft_lr, batch=args.sft_batch,
                weight_decay=args.weight_decay, seed=args.seed, bf16_autocast=bf16 and not ddp, show=master)
     try:
