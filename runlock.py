@@ -51,10 +51,10 @@ def lock_dir(directory: str, exclusive: bool = True, log=print):
     while True:
         try:
             f = open(path, "a+" if exclusive else "r", encoding="utf-8")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             if exclusive:
                 raise
-            return None
+            return None                           # no lock file, or no directory: nothing to share
         try:
             fcntl.flock(f, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
