@@ -6,6 +6,7 @@ LRPO training: GRPO whose rollouts are generated in languages chosen by a learne
     torchrun --standalone --nproc_per_node=8 lrpo.py --train_file data/train.jsonl \\
         --sft_file data/sft.jsonl --sft_steps 100                  # LRPO as in the paper (README: recipes)
     torchrun ... lrpo.py ... --resume auto                         # continue from the newest ckpt-*
+    torchrun --nproc_per_node=4 ... --resume auto --resume_force   # ... on another number of GPUs
 
 How LRPO departs from GRPO (paper §3, Algorithms 1 and 2):
 1. Route (Algorithm 1, Eq. 1): of the K rollouts per prompt, K_on stay in the prompt's language;
@@ -35,8 +36,11 @@ Decisions (the release's behaviour beside ours where they differ):
    asks for and gates on the question's language, which scores a correct translation 0.
 4. Under torchrun the policy is FSDP2-sharded; --dtype bf16 (the default on CUDA) computes in bf16
    with fp32 master weights and gradient reduction; one process gets the same through autocast.
-5. Checkpoints (checkpoint.py) hold what an exact resume needs; the data order is a function of
-   (seed, step). Every input is read and checked before any model loads; prompts over
+5. Checkpoints (checkpoint.py) hold what an exact resume needs, whole; the data order is a function of
+   (seed, step) alone, so --resume_force can continue on another world size (only the per-rank
+   random draws are re-seeded). A run holds --out_dir alone (runlock.py); on SIGTERM or SIGUSR1 it
+   finishes the step, checkpoints and exits 75 (preempt.py); a non-finite step or checkpoint stops it
+   with one line. Every input is read and checked before any model loads; prompts over
    --max_prompt_len are skipped and counted, never truncated (the request is at their end).
 6. --tiny presets the flags not given on the command line: the CPU recipe measured for the demo.
 """
