@@ -188,9 +188,11 @@ def test_a_lone_surrogate_is_an_error_with_file_line_and_field(tmp_path):
 ])
 def test_lrpo_usage_errors_of_models_and_seed(monkeypatch, capsys, tmp_path, flags, said):
     """--tiny with --model or --encoder was silently ignored (yet recorded in the checkpoint's args);
-    a seed torch cannot take ended in a traceback. Both are usage errors now (exit 2)."""
+    a seed torch cannot take ended in a traceback. Both are usage errors now (exit 2). (A run that got
+    past its flags would stop on --prompts_per_step 1000, before any model loads.)"""
     monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(sys, "argv", ["lrpo.py", "--tiny", "--out_dir", str(tmp_path / "out"), *flags])
+    monkeypatch.setattr(sys, "argv", ["lrpo.py", "--tiny", "--out_dir", str(tmp_path / "out"), "--prompts_per_step",
+                                      "1000", *flags])
     with pytest.raises(SystemExit) as stop:
         runpy.run_path("lrpo.py", run_name="__main__")
     err = capsys.readouterr().err
