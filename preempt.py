@@ -29,7 +29,10 @@ Decisions:
 4. Exit code 75 (EX_TEMPFAIL of sysexits.h: "temporary failure, try again"): the run did not
    finish but can continue with --resume auto. 0 stays "finished", 1 "failed". Under torchrun
    the workers exit 75 and torchrun itself reports them as failed children and exits 1.
-5. SIGINT (Ctrl-C) is left alone: a person at the terminal means stop now.
+5. SIGINT (Ctrl-C) is left alone: a person at the terminal means stop now (so does SIGKILL). The
+   price of a flag: when one rank crashes, the SIGTERM torchrun sends the others no longer ends them
+   at once (they wait in a collective for the dead rank); torchrun SIGKILLs them after its shutdown
+   timeout (30 s by default), or the collective times out first.
 """
 import signal
 import sys
