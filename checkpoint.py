@@ -16,9 +16,9 @@ Decisions:
    (router, args), all whole (unsharded), and every rank's RNG. On the same world size a resume is
    exact. On another one (the job came back on 4 GPUs instead of 8) it is refused unless forced:
    weights, optimizer and router load whole and each step's prompts are the same slice of one
-   global permutation, but the per-rank random streams (sampling, routing) cannot be split anew,
-   so each rank's generator is re-seeded from the checkpoint and its rank: what follows is a
-   faithful continuation, not the run the old world size would have made.
+   global permutation, but the random draws are per rank (sampling; the router's, seeded by rank)
+   and cannot be split anew: each rank's torch generators are re-seeded from the checkpoint and its
+   rank. What follows is a faithful continuation, not the run the old world size would have made.
 2. Atomic: a directory is written through data/outputs.write_dir (a temporary directory beside
    it, then renamed). A write that fails (disk full, read-only directory) removes its temporary
    directory, leaves the previous checkpoint and the logs as they were, and raises CheckpointError
