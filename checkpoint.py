@@ -111,15 +111,18 @@ class NonFiniteCheckpoint(CheckpointError):
 
 def non_finite(state: dict) -> str | None:
     """'N non-finite values in T tensors (names...)' for the floating tensors of a (nested) state
-    dict that hold NaN or inf, or None when all are finite."""
-    bad, stack = {}, [("", state)]
+    dict that hold NaN or inf (a tensor under two names, as tied embeddings, counted once), or None
+    when all are finite."""
+    bad, seen, stack = {}, set(), [("", state)]
     while stack:
         prefix, obj = stack.pop()
         items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
         for k, v in items:
             name = f"{prefix}{k}"
-            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
-                bad[name] = int((~torch.isfinite(v)).sum())
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and (v.data_ptr(), v.shape) not in seen:
+                seen.add((v.data_ptr(), v.shape))
+                if not bool(torch.isfinite(v).all()):
+                    bad[name] = int((~torch.isfinite(v)).sum())
             elif isinstance(v, (dict, list, tuple)):
                 stack.append((name + ".", v))
     if not bad:
