@@ -227,11 +227,15 @@ def choose_resume(out_dir: str, log=print) -> str | None:
 
 def restore(state: dict, model, opt, rank: int) -> int:
     """Load a trainer_state into the (sharded) model's optimizer and this rank's RNG; -> the step.
-    On another world size (Decision 1) each rank's generators are re-seeded from the checkpoint's
-    rank-0 state and the rank."""
+    The optimizer keeps the learning rate and weight decay it was built with (this run's flags,
+    Decision 7); its moments and step counts are the checkpoint's. On another world size (Decision 1)
+    each rank's generators are re-seeded from the checkpoint's rank-0 state and the rank."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+    now = [{k: g[k] for k in ("lr", "weight_decay")} for g in opt.param_groups]
     set_optimizer_state_dict(model, opt, optim_state_dict=state["optimizer"],
                              options=StateDictOptions(full_state_dict=True))
+    for group, hyper in zip(opt.param_groups, now):
+        group.update(hyper)
     world = dist.get_world_size() if dist.is_initialized() else 1
     if len(state["rng"]) != world:
         digest = hashlib.sha256(state["rng"][0]["cpu"].numpy().tobytes() + f"rank {rank}".encode()).digest()
