@@ -4,15 +4,17 @@ with --resume_force, a blow-up that stops with one line and leaves no non-finite
 resume that checks its warm start and its end before any model loads (checkpoint.py).
 
 Cost: every run trains on 16 items with 3 parallel items, and finds its --tiny models already in
-OUT/tiny (one copy of the session's tiny models, so no run builds its own). The runs that depend on
-no other (the two uninterrupted references, the blow-up, a warm start with no example that fits)
-start in the background when the module starts, so both cores stay busy. The 2-rank runs skip the
-warm start."""
+OUT/tiny (one copy of the session's tiny models, so no run builds its own). The two uninterrupted
+references start in the background when the module starts, so both cores stay busy; the 2-rank one
+is then continued in one process at --lr 1e3, which serves two tests: its first step is the move to
+another world size, its next ones the blow-up. The 2-rank runs skip the warm start. Runs that stop
+before training run in this process."""
 import contextlib
 import json
 import os
 import re
 import runpy
+import shlex
 import shutil
 import signal
 import subprocess
@@ -41,12 +43,16 @@ def strip(rs: list[dict]) -> list[dict]:
 
 
 class Job:
-    """A command run from the repository root in the background, its output in a log file."""
+    """A command (or several, one after another while they succeed) run from the repository root in
+    the background, its output in a log file."""
 
-    def __init__(self, cmd: list, log):
+    def __init__(self, cmd: list, log, then: list | None = None):
         self.log = str(log)
+        cmd = [str(c) for c in cmd]
+        if then:
+            cmd = ["sh", "-c", shlex.join(cmd) + " && " + shlex.join(str(c) for c in then)]
         with open(self.log, "w") as f:
-            self.proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=ENV, stdout=f, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=f, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
 
     def output(self) -> str:
@@ -68,12 +74,11 @@ class Job:
             time.sleep(0.1)
 
     def kill(self) -> None:
-        """SIGKILL the job, and first the workers of a torchrun agent (they run in sessions of their own)."""
+        """SIGKILL the job and every process under it (torchrun's workers run in sessions of their own)."""
         if self.proc.poll() is None:
-            for pid in worker_pids(self.pid).values():
+            for pid in [*descendants(self.pid), self.pid]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            self.proc.kill()
             self.proc.wait()
 
 
@@ -90,6 +95,24 @@ def here(monkeypatch, capsys, argv: list) -> tuple[object, str]:
         runpy.run_path("lrpo.py", run_name="__main__")
     said = capsys.readouterr()
     return stop.value.code, said.out + said.err
+
+
+def children() -> dict[int, list[int]]:
+    """{pid: [its child pids]} of every process (read from /proc)."""
+    kids = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            kids.setdefault(int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]), []).append(int(pid))
+    return kids
+
+
+def descendants(pid: int) -> list[int]:
+    kids, out, todo = children(), [], [pid]
+    while todo:
+        for kid in kids.get(todo.pop(), []):
+            out.append(kid)
+            todo.append(kid)
+    return out
 
 
 def worker_pids(agent: int) -> dict[int, int]:
@@ -130,18 +153,15 @@ def data(tmp_path_factory) -> list[str]:
 
 @pytest.fixture(scope="module")
 def background(tmp_path_factory, data, fresh):
-    """{name: (Job, out_dir)}, started at once: the uninterrupted references on 1 and 2 ranks, a run
-    at --lr 1e3 (it blows up), a warm start none of whose examples fits --max_prompt_len."""
+    """{name: (Job, out_dir)}, started at once: the uninterrupted references on 1 and 2 ranks; the
+    latter, once done, goes on in one process (--resume_force) at --lr 1e3 with a checkpoint every
+    step until it blows up."""
     d = tmp_path_factory.mktemp("background")
-    long = "Der Rhein fließt von den Alpen bis zur Nordsee und prägt seit Jahrhunderten Handel und Kultur. " * 30
-    (d / "sft.jsonl").write_text(json.dumps({"id": "s1", "question": long, "lang": "de", "answer": "Ja."}) + "\n", "utf-8")
-    (d / "par.jsonl").write_text("".join(json.dumps({"id": "p1", "lang": l, "text": long}) + "\n" for l in ("de", "nl")), "utf-8")
-    jobs = {name: (Job(cmd + ["--out_dir", fresh(d / name)], d / f"{name}.log"), d / name) for name, cmd in [
-        ("one", [PY, *RUN, *data]),
-        ("two", [*TORCHRUN, *RUN2, *data]),
-        ("blowup", [PY, *RUN, *data, "--sft_steps", "0", "--lr", "1e3", "--save_every", "1"]),
-        ("nofit", [PY, *RUN, *data[:2], "--sft_file", d / "sft.jsonl", "--parallel_file", d / "par.jsonl",
-                   "--calibration", "none"]),
+    on = [PY, *RUN2, *data, "--out_dir", d / "two", "--resume", "auto", "--resume_force", "--max_steps", "20",
+          "--lr", "1e3", "--save_every", "1"]
+    jobs = {name: (Job(cmd + ["--out_dir", fresh(d / name)], d / f"{name}.log", then), d / name) for name, cmd, then in [
+        ("one", [PY, *RUN, *data], None),
+        ("two", [*TORCHRUN, *RUN2, *data], on),
     ]}
     yield jobs
     for job, _ in jobs.values():
@@ -202,8 +222,8 @@ def test_one_process_holds_its_directory_and_stops_on_sigterm_then_sigusr1_losin
 
 def test_two_ranks_stop_together_on_one_workers_sigusr1_and_on_the_agents_sigterm(tmp_path, data, fresh, background,
                                                                                    monkeypatch, capsys):
-    """SIGUSR1 reaches rank 1 only, later SIGTERM the torchrun agent (which forwards it); then the
-    checkpoint of 2 ranks continues in one process with --resume_force (not without)."""
+    """SIGUSR1 reaches rank 1 only, later SIGTERM the torchrun agent (which forwards it); the 2-rank
+    checkpoint is refused in one process without --resume_force."""
     out = fresh(tmp_path / "out")
     agent = Job([*TORCHRUN, *RUN2, *data, "--out_dir", out], tmp_path / "run1.log")
     agent.until_rows(out / "metrics.jsonl", 1)
@@ -234,38 +254,44 @@ def test_two_ranks_stop_together_on_one_workers_sigusr1_and_on_the_agents_sigter
     s2 = int(s2)
     assert name == "SIGTERM" and s1 < s2 <= 6, agent.output()[-3000:]
 
-    code, said, ref = finished(background, "two")
-    assert code == 0, said[-3000:]
+    code, said, ref = finished(background, "two")             # rows 1-6: the 2-rank reference's own
+    assert "router identical on all 2 ranks" in said, said[-3000:]
     want = rows(ref / "metrics.jsonl")
     assert strip(rows(out / "metrics.jsonl")) == strip(want[:s2])
     assert rows(out / "router.jsonl") == [r for r in rows(ref / "router.jsonl") if r["step"] <= s2]
 
-    shutil.copytree(out, tmp_path / "copy")               # refused before any model loads: in this process
-    code, _ = here(monkeypatch, capsys, [*RUN2, *data, "--out_dir", tmp_path / "copy", "--resume", "auto"])
-    assert re.fullmatch(r"lrpo\.py: \S+ckpt-\d+ was written by 2 ranks, this run has 1: pass --resume_force .*", str(code)), code
-    one = subprocess.run([PY, *RUN2, *data, "--out_dir", out, "--resume", "auto", "--resume_force",
-                          "--max_steps", str(s2 + 2)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=240)
-    assert one.returncode == 0, one.stderr[-3000:]
-    assert f"written by 2 ranks, resuming on 1" in one.stdout, one.stdout[-3000:]
+    shutil.copytree(out, tmp_path / "copy")               # another world size: refused unless forced (in this process:
+    code, _ = here(monkeypatch, capsys, [*RUN2, *data, "--out_dir", tmp_path / "copy", "--resume", "auto"])   # no model loads)
+    assert re.fullmatch(rf"lrpo\.py: \S+/ckpt-{s2} was written by 2 ranks, this run has 1: pass --resume_force .*", str(code)), code
+
+
+def test_a_two_rank_checkpoint_goes_on_in_one_process_with_resume_force(background):
+    """The 2-rank reference's ckpt-6, continued in one process with --resume_force: it warns what is
+    not exact, trains, logs step 7 and checkpoints it as a 1-rank run."""
+    code, said, out = finished(background, "two")
+    assert "router identical on all 2 ranks" in said, said[-3000:]           # the 2-rank part ended well
+    assert f"warning: {out}/ckpt-6 was written by 2 ranks, resuming on 1" in said, said[-3000:]
     got = rows(out / "metrics.jsonl")
-    assert [r["step"] for r in got] == list(range(1, s2 + 3)) and strip(got[:s2]) == strip(want[:s2])
-    assert all(0 <= r["reward"] <= 1 and r["response_len"] > 0 for r in got[s2:])
-    state = torch.load(out / f"ckpt-{s2 + 2}" / "trainer_state.pt", weights_only=True)
-    assert state["world"] == 1 and state["step"] == s2 + 2 and state["router"]["step"] == s2 + 2
+    assert [r["step"] for r in got][:7] == list(range(1, 8))
+    assert 0 <= got[6]["reward"] <= 1 and got[6]["response_len"] > 0 and got[6]["updates"]["tokens"][0] > 0
+    state = torch.load(out / "ckpt-7" / "trainer_state.pt", weights_only=True)
+    assert state["world"] == 1 and state["step"] == 7 and state["router"]["step"] == 7
+    assert torch.load(out / "ckpt-6" / "trainer_state.pt", weights_only=True)["world"] == 2
 
 
 # --------------------------------------------------------------------------------------- blow-ups
 
 def test_a_blow_up_stops_with_one_line_naming_the_step_and_no_non_finite_checkpoint(background):
-    """--lr 1e3 with a checkpoint every step: the weights soon make the loss non-finite; update.py
-    stops that step before the optimizer touches the weights, and every checkpoint is finite."""
-    code, said, out = finished(background, "blowup")
+    """The continuation at --lr 1e3 with a checkpoint every step: its huge weights soon make the loss
+    non-finite; update.py stops that step before the optimizer touches the weights (one line naming
+    it, no traceback) and every checkpoint written is finite."""
+    code, said, out = finished(background, "two")
     assert code == 1 and "Traceback" not in said, said[-3000:]
     step = int(re.fullmatch(r"lrpo\.py: step (\d+): the (loss|gradient norm) is nan; stopped before the optimizer "
                             r"step \(the newest checkpoint is intact\)", last_line(said)).group(1))
-    assert [r["step"] for r in rows(out / "metrics.jsonl")] == list(range(1, step))
+    assert step > 7 and [r["step"] for r in rows(out / "metrics.jsonl")] == list(range(1, step))
     ckpts = sorted(int(p.name[5:]) for p in out.glob("ckpt-*"))
-    assert ckpts == list(range(1, step))
+    assert ckpts == list(range(6, step))
     from safetensors.torch import load_file
     for s in ckpts:
         state = torch.load(out / f"ckpt-{s}" / "trainer_state.pt", weights_only=True)
@@ -273,10 +299,21 @@ def test_a_blow_up_stops_with_one_line_naming_the_step_and_no_non_finite_checkpo
         assert all(bool(torch.isfinite(t).all()) for t in [*load_file(out / f"ckpt-{s}" / "model.safetensors").values(), *moments])
 
 
-def test_a_warm_start_with_no_example_that_fits_is_one_line(background):
-    code, said, out = finished(background, "nofit")
-    assert code == 1 and last_line(said) == "lrpo.py: sft: no example fits --max_prompt_len", said[-3000:]
-    assert "Traceback" not in said and not (out / "sft").exists()
+def test_a_warm_start_with_no_example_that_fits_is_one_line(tmp_path, data, fresh, monkeypatch, capsys):
+    """Prompts that all exceed --max_prompt_len: lrpo.py ends with sft.py's one line, not a traceback
+    (in this process; the handlers it installs for SIGTERM and SIGUSR1 are put back)."""
+    long = "Der Rhein fließt von den Alpen bis zur Nordsee und prägt seit Jahrhunderten Handel und Kultur. " * 30
+    (tmp_path / "sft.jsonl").write_text(json.dumps({"id": "s1", "question": long, "lang": "de", "answer": "Ja."}) + "\n")
+    (tmp_path / "par.jsonl").write_text("".join(json.dumps({"id": "p1", "lang": l, "text": long}) + "\n" for l in ("de", "nl")))
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        code, said = here(monkeypatch, capsys, [*RUN, *data[:2], "--sft_file", tmp_path / "sft.jsonl", "--parallel_file",
+                                                tmp_path / "par.jsonl", "--calibration", "none", "--out_dir", fresh(tmp_path / "o")])
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    assert code == "lrpo.py: sft: no example fits --max_prompt_len", (code, said[-2000:])
+    assert not (tmp_path / "o" / "sft").exists()
 
 
 # --------------------------------------------------------------------------------------- resume integrity
