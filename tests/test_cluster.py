@@ -168,6 +168,15 @@ def background(tmp_path_factory, data, fresh):
         job.kill()
 
 
+@pytest.fixture
+def spawn():
+    """spawn(cmd, log) -> a Job that is killed, with everything under it, when the test ends."""
+    started = []
+    yield lambda *a, **k: started.append(Job(*a, **k)) or started[-1]
+    for job in started:
+        job.kill()
+
+
 def finished(background, name: str):
     job, out = background[name]
     code = job.wait(300)
@@ -177,10 +186,10 @@ def finished(background, name: str):
 # --------------------------------------------------------------------------------------- preemption
 
 def test_one_process_holds_its_directory_and_stops_on_sigterm_then_sigusr1_losing_no_step(
-        tmp_path, data, fresh, background, monkeypatch, capsys):
+        tmp_path, data, fresh, background, spawn, monkeypatch, capsys):
     import sft
     out = fresh(tmp_path / "out")
-    job = Job([PY, *RUN, *data, "--out_dir", out], tmp_path / "run1.log")
+    job = spawn([PY, *RUN, *data, "--out_dir", out], tmp_path / "run1.log")
     job.until_rows(out / "metrics.jsonl", 1)
     os.kill(job.pid, signal.SIGSTOP)                     # alive and holding the lock while others try
     try:                                                 # a second run, fresh or resumed, and sft.py into its sft/
@@ -203,7 +212,7 @@ def test_one_process_holds_its_directory_and_stops_on_sigterm_then_sigusr1_losin
     assert [r["step"] for r in rows(out / "metrics.jsonl")] == list(range(1, s1 + 1))
     assert sorted(p.name for p in out.glob("ckpt-*")) == [f"ckpt-{s1}"] and not (out / ".lock").exists()
 
-    job = Job([PY, *RUN, *data, "--out_dir", out, "--resume", "auto"], tmp_path / "run2.log")
+    job = spawn([PY, *RUN, *data, "--out_dir", out, "--resume", "auto"], tmp_path / "run2.log")
     job.until_rows(out / "metrics.jsonl", s1 + 1)
     os.kill(job.pid, signal.SIGUSR1)
     assert job.wait() == 75, job.output()[-3000:]
@@ -220,19 +229,19 @@ def test_one_process_holds_its_directory_and_stops_on_sigterm_then_sigusr1_losin
     assert rows(out / "router.jsonl") == [r for r in rows(ref / "router.jsonl") if r["step"] <= s2]
 
 
-def test_two_ranks_stop_together_on_one_workers_sigusr1_and_on_the_agents_sigterm(tmp_path, data, fresh, background,
+def test_two_ranks_stop_together_on_one_workers_sigusr1_and_on_the_agents_sigterm(tmp_path, data, fresh, background, spawn,
                                                                                    monkeypatch, capsys):
     """SIGUSR1 reaches rank 1 only, later SIGTERM the torchrun agent (which forwards it); the 2-rank
     checkpoint is refused in one process without --resume_force."""
     out = fresh(tmp_path / "out")
-    agent = Job([*TORCHRUN, *RUN2, *data, "--out_dir", out], tmp_path / "run1.log")
+    agent = spawn([*TORCHRUN, *RUN2, *data, "--out_dir", out], tmp_path / "run1.log")
     agent.until_rows(out / "metrics.jsonl", 1)
     workers = worker_pids(agent.pid)
     assert sorted(workers) == [0, 1], workers
     for pid in workers.values():
         os.kill(pid, signal.SIGSTOP)
     try:                                                  # a second 2-rank job: both ranks refused, none hangs
-        other = Job([*TORCHRUN, *RUN2, *data, "--out_dir", out, "--resume", "auto"], tmp_path / "other.log")
+        other = spawn([*TORCHRUN, *RUN2, *data, "--out_dir", out, "--resume", "auto"], tmp_path / "other.log")
         assert other.wait(90) != 0
         assert other.output().count(f"is in use by another run (PID {workers[0]} on ") == 2, other.output()[-3000:]
     finally:
@@ -246,7 +255,7 @@ def test_two_ranks_stop_together_on_one_workers_sigusr1_and_on_the_agents_sigter
     s1 = int(s1)
     assert name == "SIGUSR1" and [r["step"] for r in rows(out / "metrics.jsonl")] == list(range(1, s1 + 1))
 
-    agent = Job([*TORCHRUN, *RUN2, *data, "--out_dir", out, "--resume", "auto"], tmp_path / "run2.log")
+    agent = spawn([*TORCHRUN, *RUN2, *data, "--out_dir", out, "--resume", "auto"], tmp_path / "run2.log")
     agent.until_rows(out / "metrics.jsonl", s1 + 1)
     os.kill(agent.pid, signal.SIGTERM)
     agent.wait()
