@@ -1,22 +1,28 @@
 """
 A run directory: policies in and out, checkpoints that resume exactly, logs that survive a crash.
 
-    from checkpoint import load_policy, save_checkpoint, choose_resume, load_trainer_state
+    from checkpoint import load_policy, open_run, restore, save_checkpoint
     model = load_policy("Qwen/Qwen2.5-1.5B-Instruct", device, shard=ddp, mixed_precision=True)
     save_checkpoint(out_dir, step, model, tok, opt, {"router": ..., "args": ...})   # every rank
-    ckpt = choose_resume(out_dir)                         # rank 0: the newest readable ckpt-STEP/
+    ckpt, state = open_run(out_dir, resume=True, settings=vars(args))             # every rank
 
 out_dir holds metrics.jsonl and router.jsonl (one JSON object per step / router update),
 calibration.json, sft/ (the warm-started policy) and ckpt-STEP/: a Hugging Face model directory
-(config, safetensors, tokenizer) plus trainer_state.pt.
+(config, safetensors, tokenizer) plus trainer_state.pt; while a run lives, also its lock (runlock.py).
 
 Decisions:
 1. Rank 0 writes; every rank takes part in gathering the full model and optimizer state (FSDP2
-   collectives). trainer_state.pt holds the step, the optimizer, the caller's state (router, args)
-   and every rank's RNG: what an exact resume needs. Resume needs the same world size.
-2. Atomic: a directory is written under .tmp-NAME, then renamed. A write that fails (disk full,
-   read-only directory) removes its temporary directory, leaves the previous checkpoint and the
-   logs as they were, and raises CheckpointError naming the directory and the cause, on every rank.
+   collectives). trainer_state.pt holds the step, the optimizer state and the caller's state
+   (router, args), all whole (unsharded), and every rank's RNG. On the same world size a resume is
+   exact. On another one (the job came back on 4 GPUs instead of 8) it is refused unless forced:
+   weights, optimizer and router load whole and each step's prompts are the same slice of one
+   global permutation, but the random draws are per rank (sampling; the router's, seeded by rank)
+   and cannot be split anew: each rank's torch generators are re-seeded from the checkpoint and its
+   rank. What follows is a faithful continuation, not the run the old world size would have made.
+2. Atomic: a directory is written through data/outputs.write_dir (a temporary directory beside
+   it, then renamed). A write that fails (disk full, read-only directory) removes its temporary
+   directory, leaves the previous checkpoint and the logs as they were, and raises CheckpointError
+   naming the directory and the cause, on every rank.
 3. trainer_state.pt holds tensors and plain containers only and is read with weights_only=True:
    a checkpoint from someone else cannot run code on load; one that tries is refused.
 4. Resume takes the newest ckpt-STEP/ with a trainer_state.pt; one that cannot be read (a truncated
@@ -25,11 +31,19 @@ Decisions:
 5. Logs: a half-written last line (a crash mid-write) is dropped with a warning; on resume, lines
    after the checkpoint's step are dropped too (they are written again).
 6. A fresh run never writes over another run's files (checkpoints, logs, warm start): it refuses.
-7. A resume continues the same run: the world size and the settings that define the run (RUN_SETTINGS:
-   model, data, seed, group size, prompts per step, router, calibration, language request) must be
-   the checkpoint's; others (learning rate, max_steps, ...) may change. `force` overrides the check.
+7. A resume continues the same run: the world size (Decision 1) and the settings that define the
+   run (RUN_SETTINGS: model, data, seed, group size, prompts per step, router, calibration, language
+   request) must be the checkpoint's; others (learning rate, max_steps, ...) may change. `force`
+   overrides both checks, with a warning naming what differs.
+8. No checkpoint or model directory with a non-finite weight (or optimizer moment) is written:
+   rank 0 checks the whole state before writing, every rank learns the refusal, and the previous
+   checkpoint stays the newest.
+9. A resumed run's warm start (sft/) must read back whole, and a run that warm-started needs it as
+   its KL reference (beta > 0): missing or truncated, it is an error before any model loads, never
+   a silent fall back to the untuned policy.
 """
 import glob
+import hashlib
 import json
 import os
 import pickle
@@ -91,18 +105,49 @@ def save_model_dir(path: str, model, tok, state_dict: dict, trainer_state: dict 
         raise CheckpointError(f"cannot write {path}: {str(e).strip().splitlines()[0]}") from None
 
 
+class NonFiniteCheckpoint(CheckpointError):
+    """A state to be saved holds NaN or inf (Decision 8): nothing was written."""
+
+
+def non_finite(state: dict) -> str | None:
+    """'N non-finite values in T tensors (names...)' for the floating tensors of a (nested) state
+    dict that hold NaN or inf (a tensor under two names, as tied embeddings, counted once), or None
+    when all are finite."""
+    bad, seen, stack = {}, set(), [("", state)]
+    while stack:
+        prefix, obj = stack.pop()
+        items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+        for k, v in items:
+            name = f"{prefix}{k}"
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and (v.data_ptr(), v.shape) not in seen:
+                seen.add((v.data_ptr(), v.shape))
+                if not bool(torch.isfinite(v).all()):
+                    bad[name] = int((~torch.isfinite(v)).sum())
+            elif isinstance(v, (dict, list, tuple)):
+                stack.append((name + ".", v))
+    if not bad:
+        return None
+    names = sorted(bad)
+    return (f"{sum(bad.values()):,} non-finite values in {len(bad)} tensors ({', '.join(names[:3])}"
+            f"{', ...' if len(names) > 3 else ''})")
+
+
 def save_policy(path: str, model, tok, group=None, trainer_state: dict | None = None) -> None:
     """The model directory at `path` (and trainer_state.pt when given), written by rank 0,
-    atomically; every rank learns rank 0's outcome. Collective: every rank calls it."""
+    atomically, never with a non-finite weight or optimizer moment (Decision 8); every rank learns
+    rank 0's outcome. Collective: every rank calls it."""
     sd = full_state_dict(model)
     error = None
     if not dist.is_initialized() or dist.get_rank() == 0:
-        try:
-            save_model_dir(path, model, tok, sd, trainer_state)
-        except CheckpointError as e:
-            error = str(e)
+        if why := non_finite({"model": sd, "optimizer": (trainer_state or {}).get("optimizer", {})}):
+            error = ("nan", f"{path}: not written: {why}")
+        else:
+            try:
+                save_model_dir(path, model, tok, sd, trainer_state)
+            except CheckpointError as e:
+                error = ("io", str(e))
     if error := all_gather(error, group)[0]:
-        raise CheckpointError(error)
+        raise (NonFiniteCheckpoint if error[0] == "nan" else CheckpointError)(error[1])
 
 
 def save_checkpoint(out_dir: str, step: int, model, tok, opt, state: dict, group=None) -> None:
@@ -112,8 +157,11 @@ def save_checkpoint(out_dir: str, step: int, model, tok, opt, state: dict, group
     osd = get_optimizer_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     rng = all_gather({"cpu": torch.get_rng_state(),
                       "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None})
-    save_policy(os.path.join(out_dir, f"ckpt-{step}"), model, tok, group,
-                {"step": step, "optimizer": osd, "rng": rng, "world": len(rng), **state})
+    try:
+        save_policy(os.path.join(out_dir, f"ckpt-{step}"), model, tok, group,
+                    {"step": step, "optimizer": osd, "rng": rng, "world": len(rng), **state})
+    except NonFiniteCheckpoint as e:
+        raise NonFiniteCheckpoint(f"step {step}: training diverged; {e}") from None
 
 
 # ----------------------------------------------------------------------------- resume
@@ -178,10 +226,21 @@ def choose_resume(out_dir: str, log=print) -> str | None:
 
 
 def restore(state: dict, model, opt, rank: int) -> int:
-    """Load a trainer_state into the (sharded) model's optimizer and this rank's RNG; -> the step."""
+    """Load a trainer_state into the (sharded) model's optimizer and this rank's RNG; -> the step.
+    The optimizer keeps the learning rate and weight decay it was built with (this run's flags,
+    Decision 7); its moments and step counts are the checkpoint's. On another world size (Decision 1)
+    each rank's generators are re-seeded from the checkpoint's rank-0 state and the rank."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+    now = [{k: g[k] for k in ("lr", "weight_decay")} for g in opt.param_groups]
     set_optimizer_state_dict(model, opt, optim_state_dict=state["optimizer"],
                              options=StateDictOptions(full_state_dict=True))
+    for group, hyper in zip(opt.param_groups, now):
+        group.update(hyper)
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    if len(state["rng"]) != world:
+        digest = hashlib.sha256(state["rng"][0]["cpu"].numpy().tobytes() + f"rank {rank}".encode()).digest()
+        torch.manual_seed(int.from_bytes(digest[:8], "little") >> 1)          # CPU and every GPU
+        return state["step"]
     torch.set_rng_state(state["rng"][rank]["cpu"])
     if torch.cuda.is_available() and state["rng"][rank]["cuda"] is not None:
         torch.cuda.set_rng_state(state["rng"][rank]["cuda"])
@@ -196,7 +255,8 @@ def changed_settings(saved: dict, now: dict, keys=RUN_SETTINGS) -> list[str]:
 def open_run(out_dir: str, resume: bool, settings: dict, force: bool = False, log=print):
     """(checkpoint directory, its trainer state) to resume from, or (None, None) for a fresh start;
     CheckpointError when a fresh run would overwrite another run's files, or the checkpoint belongs
-    to another run (Decisions 4, 6, 7). Collective: rank 0 picks, every rank reads."""
+    to another run or world size (Decisions 1, 4, 6, 7); `force` resumes anyway, warning what
+    differs. Collective: rank 0 picks, every rank reads."""
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
     world = dist.get_world_size() if dist.is_initialized() else 1
     if not resume:
@@ -208,11 +268,39 @@ def open_run(out_dir: str, resume: bool, settings: dict, force: bool = False, lo
         log(f"no checkpoint in {out_dir}: starting at step 0")
         return None, None
     state = load_trainer_state(ckpt)
-    if state["world"] != world:
-        raise CheckpointError(f"{ckpt} was written by {state['world']} ranks; exact resume needs the same world size")
+    if state["world"] != world and not force:
+        raise CheckpointError(f"{ckpt} was written by {state['world']} ranks, this run has {world}: pass "
+                              "--resume_force to continue on them (per-rank sampling is then re-seeded, "
+                              "not exact)")
     if (diff := changed_settings(state["args"], settings)) and not force:
         raise CheckpointError(f"{ckpt} was written with other settings: {'; '.join(diff)} (--resume_force to resume anyway)")
+    if state["world"] != world:
+        log(f"warning: {ckpt} was written by {state['world']} ranks, resuming on {world}: weights, "
+            "optimizer, router and data order carry over; per-rank sampling and routing draws are re-seeded")
+    if diff:
+        log(f"warning: resuming with other settings than {ckpt}'s: {'; '.join(diff)}")
     return ckpt, state
+
+
+def check_warm_start(out_dir: str, state: dict | None, needed: bool) -> None:
+    """CheckpointError (one line) unless out_dir/sft/ reads back whole when present, and is present
+    when `state` (a resumed checkpoint's) says the run warm-started and the reference is `needed`
+    (beta > 0). Decision 9; rank 0 or every rank: it only reads."""
+    sft = os.path.join(out_dir, "sft")
+    if os.path.exists(os.path.join(sft, "config.json")):
+        files = sorted(glob.glob(os.path.join(sft, "*.safetensors")))
+        try:
+            if not files:
+                raise CheckpointError(f"{sft}: no *.safetensors beside its config.json")
+            for f in files:
+                _safetensors_complete(f)
+        except CheckpointError as e:
+            raise CheckpointError(f"the warm start cannot be read: {e}; " + (
+                "restore it from a copy (it is this run's KL reference)" if state else
+                f"remove {sft} to warm-start again")) from None
+    elif state and needed and state["args"].get("sft_steps"):
+        raise CheckpointError(f"{sft} is missing: the run warm-started (--sft_steps {state['args']['sft_steps']}) "
+                              "and its warm start is the KL reference; restore it, or resume with --beta 0")
 
 
 def refuse_overwrite(out_dir: str) -> str | None:

@@ -46,7 +46,9 @@ Decisions:
    printed. README says which of the paper's rows slip (Table 1's Qwen2.5 baselines fit 6:5).
 8. `--out` is written once, at the end, through a temporary file and os.replace; an existing one
    is refused unless `--overwrite`, and the path is checked (not a folder, its folder writable)
-   before any model loads. The judge cache is separate: it is reused with or without --overwrite.
+   before any model loads, as are the models: --model's weights and tokenizer (and its chat template
+   and EOS token when a task generates through the chat template), a local judge's likewise, the
+   proxy's encoder's weights and pad token. The judge cache is separate: it is reused with or without --overwrite.
 """
 import argparse
 import json
@@ -62,7 +64,7 @@ from calibrate import CalibrationTable
 from data.eval_sets import (LETTERS, LM_EVAL_MAX_TOKENS, LM_EVAL_MGSM, MC_MODES, METRICS, TASKS, extract_choice,
                             extract_number, flexible_extract, format_table, lm_eval_cut, lm_eval_exact_match,
                             lm_eval_mgsm_prompt, load_items, load_suite, mc_prompt, normalise_lang, summarise)
-from data.records import RecordError, check_model, ranged
+from data.records import RecordError, check_encoder, check_policy, ranged
 from grpo import init_distributed
 from judge import METRIC_MEANING, JudgeError, ServerJudge, VerdictCache, judge_items, load_prompts
 from reward import LANGUAGES, LID_BACKENDS, Encoder, compute_rewards, lid_languages
@@ -364,9 +366,13 @@ def main(argv=None) -> None:
     seen = {normalise_lang(l, "--seen") for l in args.seen.split(",") if l} or set(LANGUAGES)
     has_open = any(s["task"] == "open" for s in specs)
     prompts = judge_setup(args, specs, data)
-    local = [args.model] + ([] if not has_open or args.judge_url else [args.judge or args.encoder])
-    for name in local:
-        check_model(name)                                                 # a typo fails now, not after a hub retry
+    chat_tasks = [s for s in specs if not ((s["task"] == "mc" and s["mc_mode"] == "loglik") or
+                                           (s["task"] == "mgsm" and args.mgsm_format == "lm-eval"))]
+    check_policy(args.model, chat=bool(chat_tasks))                      # weights, tokenizer: now, not after a load
+    if has_open and args.judge and not args.judge_url:
+        check_policy(args.judge)
+    elif has_open and not args.judge:
+        check_encoder(args.encoder)                                       # the proxy's encoder pads its batches
     check_out(args.out, args.overwrite)
     cache_path = args.judge_cache or os.path.splitext(args.out)[0] + ".judge-cache.jsonl"
 

@@ -6,6 +6,7 @@ LRPO training: GRPO whose rollouts are generated in languages chosen by a learne
     torchrun --standalone --nproc_per_node=8 lrpo.py --train_file data/train.jsonl \\
         --sft_file data/sft.jsonl --sft_steps 100                  # LRPO as in the paper (README: recipes)
     torchrun ... lrpo.py ... --resume auto                         # continue from the newest ckpt-*
+    torchrun --nproc_per_node=4 ... --resume auto --resume_force   # ... on another number of GPUs
 
 How LRPO departs from GRPO (paper §3, Algorithms 1 and 2):
 1. Route (Algorithm 1, Eq. 1): of the K rollouts per prompt, K_on stay in the prompt's language;
@@ -35,8 +36,11 @@ Decisions (the release's behaviour beside ours where they differ):
    asks for and gates on the question's language, which scores a correct translation 0.
 4. Under torchrun the policy is FSDP2-sharded; --dtype bf16 (the default on CUDA) computes in bf16
    with fp32 master weights and gradient reduction; one process gets the same through autocast.
-5. Checkpoints (checkpoint.py) hold what an exact resume needs; the data order is a function of
-   (seed, step). Every input is read and checked before any model loads; prompts over
+5. Checkpoints (checkpoint.py) hold what an exact resume needs, whole; the data order is a function of
+   (seed, step) alone, so --resume_force can continue on another world size (only the per-rank
+   random draws are re-seeded). A run holds --out_dir alone (runlock.py); on SIGTERM or SIGUSR1 it
+   finishes the step, checkpoints and exits 75 (preempt.py); a non-finite step or checkpoint stops it
+   with one line. Every input is read and checked before any model loads; prompts over
    --max_prompt_len are skipped and counted, never truncated (the request is at their end).
 6. --tiny presets the flags not given on the command line: the CPU recipe measured for the demo.
 7. Each metrics.jsonl row says what the step's rollouts did (diagnostics.py), from the one
@@ -60,13 +64,16 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from calibrate import CalibrationTable, build_table, group_parallel, load_parallel, release_table
-from checkpoint import CheckpointError, load_policy, open_run, restore, save_checkpoint, save_policy
+from checkpoint import CheckpointError, check_warm_start, load_policy, open_run, restore, save_checkpoint, save_policy
+from data.outputs import check_writable
 from data.prompts import REQUESTS, build_prompt, prepare_items
-from data.records import check_model, load_sft, load_train, question_key, ranged
+from data.records import check_encoder, check_policy, load_sft, load_train, question_key, ranged
 from diagnostics import response_cut, rollout_sums, sample_rows, step_row, validate
 from grpo import LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss, unsharded
+from preempt import StopSignals
 from reward import LANGUAGES, Encoder, compute_rewards
 from router import MODES, REGIONS, TOPICS, UPDATES, LanguageRouter
+from runlock import RunLocked, hold_run_dir
 from runlog import RunLog
 from sampler import SAMPLERS, generate_rollouts, stop_token_ids
 from sft import sft_examples, warm_start
@@ -145,7 +152,7 @@ g.add_argument("--save_every", type=INT0, default=20, help="checkpoint every N s
 g.add_argument("--log_rollouts", type=INT0, default=4, help="groups written to rollouts.jsonl at step 1 and every checkpoint (0 = none)")
 g.add_argument("--resume", choices=["auto"], help="'auto': continue from the newest readable checkpoint in --out_dir")
 g.add_argument("--resume_force", action="store_true", help="resume even if run-defining settings differ from the checkpoint's")
-g.add_argument("--seed", type=int, default=42, help="seed (offset by rank for sampling)")
+g.add_argument("--seed", type=ranged(int, lo=0, hi=2**63 - 1), default=42, help="seed (offset by rank for sampling; >= 0)")
 g.add_argument("--collective_timeout", type=POS, default=10.0, help="minutes before a collective of the training loop fails (a stuck rank)")
 g.add_argument("--wandb", default="", metavar="PROJECT", help="also log metrics to Weights & Biases (pip install wandb)")
 TINY = dict(train_file="data/sample/train.jsonl", sft_file="data/sample/sft.jsonl", sft_parallel=True, val_file="data/sample/val.jsonl", val_every=20,
@@ -180,11 +187,14 @@ def fail(msg):
 # ----------------------------------------------------------------------------- checks, inputs
 P_rank = args.prompts_per_step // world                        # prompts per rank per step
 M = args.mini_batches
+on_cli = vars(p.parse_args(namespace=argparse.Namespace(model=None, encoder=None)))   # None: not on the command line
+given = [f"--{k}" for k in ("model", "encoder") if on_cli[k] is not None]
 for bad, msg in [                                              # usage errors too, once the world size is known
     (args.prompts_per_step % world, f"--prompts_per_step {args.prompts_per_step} is not divisible by the world size {world}"),
     (P_rank % M, f"{P_rank} prompts per rank do not split into --mini_batches {M} of whole groups"),
     (P_rank // M % args.micro_prompts, f"{P_rank // M} prompts per rank and mini-batch do not split into micro-batches of --micro_prompts {args.micro_prompts}"),
     (args.sft_steps and args.sft_batch % world, f"--sft_batch {args.sft_batch} is not divisible by the world size {world}"),
+    (args.tiny and given, f"--tiny builds its own policy and encoder: drop {' and '.join(given)}"),
 ]:
     if bad:
         p.error(msg)
@@ -193,8 +203,10 @@ if args.wandb and importlib.util.find_spec("wandb") is None:     # optional, onl
 if args.lang_prompt == "tag" and not args.sft_steps and not args.resume:
     print0("warning: --lang_prompt tag without a warm start (--sft_steps): an instruct model has never seen <|out_lang_xx|>")
 try:                                                             # every line, before any model loads
-    for name in ([] if args.tiny else [args.model, args.encoder]):
-        check_model(name)
+    check_writable(args.out_dir, directory=True)                 # data/outputs.py: now, not at the first save
+    if not args.tiny:
+        check_policy(args.model)
+        check_encoder(args.encoder)
     items = load_train(args.train_file, LANGUAGES, TOPICS)
     sft_records = load_sft(args.sft_file, LANGUAGES) if args.sft_steps and args.sft_file else []
     val_items = load_train(args.val_file, LANGUAGES, TOPICS) if args.val_file else []
@@ -224,11 +236,16 @@ except (ValueError, OSError) as e:
     fail(f"{args.priors or 'router settings'}: {e}")
 if len(items) < args.prompts_per_step:
     fail(f"{args.train_file} has {len(items)} items, fewer than --prompts_per_step {args.prompts_per_step}")
-try:
+try:                                                             # one run per directory (runlock.py), then resume
+    hold_run_dir(args.out_dir, print0)
     resume_dir, state = open_run(args.out_dir, bool(args.resume), vars(args), args.resume_force, print0)
-except CheckpointError as e:
+    if state and state["step"] >= (last := args.max_steps or args.epochs * (len(items) // args.prompts_per_step)):
+        print0(f"lrpo.py: {resume_dir} is at step {state['step']}, the run ends at step {last}: nothing to train")
+        raise SystemExit(0)                                      # exit 0: a requeued finished job is no failure
+    check_warm_start(args.out_dir, state, needed=args.beta > 0)
+except (CheckpointError, RunLocked) as e:
     fail(str(e))
-os.makedirs(args.out_dir, exist_ok=True)
+stop = StopSignals()                                             # SIGTERM, SIGUSR1: save after this step (preempt.py)
 
 # ----------------------------------------------------------------------------- models
 from transformers import AutoTokenizer  # noqa: E402  (after the checks: a bad flag costs no import time)
@@ -271,8 +288,11 @@ if args.val_file:
 if len(items) < args.prompts_per_step:
     fail(f"only {len(items)} items fit --max_prompt_len {args.max_prompt_len}")
 if args.sft_steps and not resume_dir and start_dir != sft_dir:
-    examples = sft_examples(tok, sft_records, args.lang_prompt, args.max_prompt_len, args.max_new_tokens,
-                            parallel if args.sft_parallel else None, log=print0)
+    try:
+        examples = sft_examples(tok, sft_records, args.lang_prompt, args.max_prompt_len, args.max_new_tokens,
+                                parallel if args.sft_parallel else None, log=print0)
+    except ValueError as e:
+        fail(str(e))
     warm_start(model, tok, examples, steps=args.sft_steps, lr=args.sft_lr, batch=args.sft_batch,
                weight_decay=args.weight_decay, seed=args.seed, bf16_autocast=bf16 and not ddp, show=master)
     try:
@@ -370,13 +390,15 @@ for step in bar:
                    f"sim {row['sim']:.3f} | loss {row['loss']:+.4f} | kl {row['kl']:.4f} | "
                    f"len {row['response_len']:.0f} | gen {t_generate:.1f}s rew {t_reward:.1f}s train {t_train:.1f}s")
 
-    # --- save: every --save_every steps and at the end
-    if save:
+    # --- save: every --save_every steps, at the end, and when a rank got SIGTERM / SIGUSR1 (one small all-reduce)
+    if stop.agreed() or save:
         try:
             save_checkpoint(args.out_dir, step + 1, model, tok, opt,
                             {"router": router.state_dict(), "args": vars(args)}, group=slow)
         except CheckpointError as e:
             fail(f"{e} (the previous checkpoint and the logs are intact)")
+    if stop.stopped:
+        break
 
 # Every rank must hold the identical router (its update all-reduces the buckets): check it.
 digests = all_gather(hashlib.sha256(torch.cat([router.A.flatten(), router.B.flatten()]).numpy().tobytes()).hexdigest())
@@ -386,3 +408,6 @@ print0(f"router identical on all {world} ranks")
 barrier()
 if ddp:
     dist.destroy_process_group()
+if stop.stopped:                                                 # exit code 75: continue with --resume auto
+    stop.exit(f"lrpo.py: {stop.name}: stopped after step {step + 1} and saved {args.out_dir}/ckpt-{step + 1}; "
+              "continue with --resume auto", show=master)

@@ -24,10 +24,13 @@ Decisions:
    the records, and the policy directory (a chat template, an EOS token, weights). An existing
    --out_dir is refused; with --overwrite it is replaced if, and only if, it is a model directory
    (config.json, safetensors, tokenizer files, nothing else), so a run directory or `--out_dir .`
-   is never emptied. Every numeric flag is range-checked (nan and inf included) by argparse.
+   is never emptied. Every numeric flag is range-checked (nan and inf included) by argparse. A
+   --out_dir in (or equal to) the directory of a live lrpo.py run is refused, naming the run's PID
+   (runlock.py), and no run can start there while sft.py writes.
 """
 import argparse
 import contextlib
+import os
 
 import torch
 from tqdm import tqdm
@@ -120,11 +123,14 @@ def main(argv=None) -> None:
     from data.outputs import check_output
     from data.records import check_policy, load_sft
     from reward import LANGUAGES
+    from runlock import RunLocked, lock_dir
+    out = os.path.abspath(args.out_dir)
     try:                                                         # Decision 6: all before any model loads
+        held = [lock_dir(d, exclusive=False) for d in (out, os.path.dirname(out))]   # noqa: F841 (kept)
         check_output(args.out_dir, directory=True, overwrite=args.overwrite)
         records = load_sft(args.sft_file, LANGUAGES)
         check_policy(args.model)
-    except (ValueError, OSError) as e:                           # RecordError, OutputError
+    except (ValueError, OSError, RunLocked) as e:                # RecordError, OutputError, a live run
         raise SystemExit(f"sft.py: {e}")
     rank, world, device = init_distributed()
     if args.batch % world:

@@ -264,10 +264,13 @@ def _model_files(name: str):
     return _tokenizer(name, path)
 
 
-def check_policy(name: str) -> None:
+def check_policy(name: str, chat: bool = True) -> None:
     """RecordError (one line naming the directory and what is missing) unless `name` can be a chat
-    model: check_model, and for a local directory weights, a chat template and an EOS token (decision 9)."""
+    model: check_model, and for a local directory weights, a tokenizer, and (`chat`: it will answer
+    through its chat template) a chat template and an EOS token (decision 9)."""
     tok = _model_files(name)
+    if not chat:
+        return
     if tok is not None and not tok.chat_template:
         raise RecordError(f"{name}: no chat template (tokenizer_config.json 'chat_template' or "
                           "chat_template.jinja): prompts are rendered with it")

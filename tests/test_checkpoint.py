@@ -123,3 +123,45 @@ def test_failed_checkpoint_write_loses_nothing(run_copy):
     assert [r["step"] for r in rows(run_copy / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6, 7, 8]
     from transformers import AutoModelForCausalLM
     AutoModelForCausalLM.from_pretrained(run_copy / "ckpt-4")        # the previous one still loads
+
+
+def test_a_non_finite_state_is_never_written(tmp_path, tiny_policy_dir, tiny_tokenizer):
+    """save_checkpoint checks the whole state on rank 0 first: a NaN weight, or an infinite optimizer
+    moment, is refused with one line naming the step and what is not finite; nothing is written and
+    the previous checkpoint stays the newest (sft.py's save_policy takes the same path)."""
+    from checkpoint import NonFiniteCheckpoint, checkpoints, load_policy, save_checkpoint
+    model = load_policy(tiny_policy_dir, torch.device("cpu"))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.tensor([[1, 2, 3]])).logits.mean().backward()
+    opt.step()
+    save_checkpoint(str(tmp_path), 1, model, tiny_tokenizer, opt, {"args": {}})
+    weight = model.get_input_embeddings().weight
+    with torch.no_grad():
+        weight[0, :3] = torch.tensor([float("nan"), float("inf"), 0.0])
+    with pytest.raises(NonFiniteCheckpoint, match=r"^step 2: training diverged; .*ckpt-2: not written: 2 non-finite "
+                                                  r"values in 1 tensors \(model\.(model\.embed_tokens|lm_head)\.weight\)$"):
+        save_checkpoint(str(tmp_path), 2, model, tiny_tokenizer, opt, {"args": {}})
+    with torch.no_grad():
+        weight[0, :2] = 0.0
+    next(iter(opt.state.values()))["exp_avg_sq"].view(-1)[0] = float("inf")
+    with pytest.raises(NonFiniteCheckpoint, match=r"ckpt-3: not written: 1 non-finite values in 1 tensors \(optimizer\.state\."):
+        save_checkpoint(str(tmp_path), 3, model, tiny_tokenizer, opt, {"args": {}})
+    assert [s for s, _ in checkpoints(str(tmp_path))] == [1] and sorted(os.listdir(tmp_path)) == ["ckpt-1"]
+
+
+def test_a_resume_trains_at_the_learning_rate_it_is_given(tmp_path, tiny_policy_dir, tiny_tokenizer):
+    """Decision 7 lets --lr and --weight_decay change on resume, but loading the optimizer's state dict
+    brought back the checkpoint's: a resumed run silently kept the old learning rate. restore() keeps
+    the new optimizer's hyperparameters and takes the checkpoint's moments and step counts."""
+    from checkpoint import load_policy, load_trainer_state, restore, save_checkpoint
+    model = load_policy(tiny_policy_dir, torch.device("cpu"))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    model(torch.tensor([[1, 2, 3]])).logits.mean().backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)                                  # as lrpo.py: a fresh model has no grads
+    save_checkpoint(str(tmp_path), 1, model, tiny_tokenizer, opt, {"args": {}})
+    again = torch.optim.AdamW(model.parameters(), lr=5e-2, weight_decay=0.0)
+    assert restore(load_trainer_state(str(tmp_path / "ckpt-1")), model, again, rank=0) == 1
+    assert [(g["lr"], g["weight_decay"]) for g in again.param_groups] == [(5e-2, 0.0)]
+    was, now = next(iter(opt.state.values())), next(iter(again.state.values()))
+    assert torch.equal(was["exp_avg_sq"], now["exp_avg_sq"]) and float(now["step"]) == 1

@@ -176,3 +176,58 @@ def test_a_lone_surrogate_is_an_error_with_file_line_and_field(tmp_path):
     escaped = tmp_path / "escaped.jsonl"                        # a backslash, then the text "ud800": text
     escaped.write_text(json.dumps({"question": "\\ud800"}) + "\n")
     assert [r for _, r in read_jsonl(str(escaped))] == [{"question": "\\ud800"}]
+
+
+# --- lrpo.py's and eval.py's models -----------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, said", [
+    (["--model", "Qwen/Qwen2.5-1.5B-Instruct"], "--tiny builds its own policy and encoder: drop --model"),
+    (["--encoder", "x", "--mod", "y"], "--tiny builds its own policy and encoder: drop --model and --encoder"),
+    (["--seed", "-1"], "argument --seed: must be >= 0 and <= 9223372036854775807, got -1"),
+    (["--seed", str(2**63)], "argument --seed: must be >= 0 and <= 9223372036854775807"),
+])
+def test_lrpo_usage_errors_of_models_and_seed(monkeypatch, capsys, tmp_path, flags, said):
+    """--tiny with --model or --encoder was silently ignored (yet recorded in the checkpoint's args);
+    a seed torch cannot take ended in a traceback. Both are usage errors now (exit 2). (A run that got
+    past its flags would stop on --prompts_per_step 1000, before any model loads.)"""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "argv", ["lrpo.py", "--tiny", "--out_dir", str(tmp_path / "out"), "--prompts_per_step",
+                                      "1000", *flags])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path("lrpo.py", run_name="__main__")
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and said in err, (stop.value.code, err)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script", ["lrpo.py", "eval.py"])
+@pytest.mark.parametrize("what", ["chat template", "EOS token", "weights file", "pad token"])
+def test_lrpo_and_eval_name_what_a_model_lacks_before_loading_it(monkeypatch, tmp_path, broken_models, tiny_policy_dir,
+                                                                  tiny_encoder_dir, script, what):
+    """lrpo.py checks --model with check_policy and --encoder with check_encoder (it checked only for
+    a config.json); eval.py its --model (a chat template and an EOS token only when a task answers
+    through the chat template) and the proxy's encoder. One line naming the directory and what is
+    missing, before any model loads."""
+    import checkpoint
+    import eval as evaluation
+    monkeypatch.setattr(checkpoint, "load_policy", lambda *a, **k: pytest.fail("the policy loaded"))
+    monkeypatch.setattr(evaluation, "load_model", lambda *a, **k: pytest.fail("the model loaded"))
+    monkeypatch.chdir(ROOT)
+    path = broken_models[what]
+    model, encoder = (tiny_policy_dir, path) if what == "pad token" else (path, tiny_encoder_dir)
+    if script == "lrpo.py":
+        monkeypatch.setattr(sys, "argv", ["lrpo.py", "--model", model, "--encoder", encoder, "--out_dir", str(tmp_path / "o")])
+        with pytest.raises(SystemExit) as stop:
+            runpy.run_path("lrpo.py", run_name="__main__")
+        said = str(stop.value.code)
+        assert said.startswith(f"lrpo.py: {path}: ") and what.split()[0] in said and "\n" not in said, said
+        return
+    out, data = str(tmp_path / "results.json"), os.path.join(SAMPLE, "eval")
+    task = ["open", "--data", os.path.join(data, "care_pro.jsonl")] if what == "pad token" else \
+        ["mgsm", "--data", os.path.join(data, "mgsm.jsonl")]
+    with pytest.raises(RecordError, match=f"^{re.escape(path)}: .*{what.split()[0]}"):
+        evaluation.main(["--model", model, "--encoder", encoder, "--task", *task, "--out", out])
+    if what in ("chat template", "EOS token"):              # multiple choice by log-likelihood needs neither
+        with pytest.raises(pytest.fail.Exception, match="the model loaded"):
+            evaluation.main(["--model", model, "--task", "mc", "--data", os.path.join(data, "global_mmlu_lite.jsonl"),
+                             "--out", out])
