@@ -300,6 +300,17 @@ def release_table(encoder: str) -> CalibrationTable | None:
     return CalibrationTable.load(os.path.join(RELEASE_DIR, name)) if name else None
 
 
+def given_table(calib_file: str, encoder: str | None, mode: str, ub: bool = False) -> "CalibrationTable | None":
+    """The table a run is given: `calib_file`, else the release's for `encoder` (None: no encoder has
+    one), else None (the caller builds one); checked to hold what `mode` needs. None for mode "none"."""
+    if mode == "none":
+        return None
+    table = CalibrationTable.load(calib_file) if calib_file else release_table(encoder) if encoder else None
+    if table:
+        table.require(mode, ub, where=calib_file or "the release's table")
+    return table
+
+
 # --- Offline: the builder --------------------------------------------------------------------
 def build_table(records: list[dict], encoder, n_equiv: int = 30, n_mismatch: int = 10,
                 n_hard: int = 2, seed: int = 0, n_quantiles: int = 101, ub_q: float = 0.95,

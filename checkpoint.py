@@ -70,6 +70,17 @@ class UnsafeCheckpoint(CheckpointError):
     """A trainer_state.pt whose loading would run code (Decision 3): refused, never set aside."""
 
 
+def load_tokenizer(path: str):
+    """The policy's tokenizer as the samplers need it: left padding, its EOS as the pad token when
+    it has none."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging
+    logging.disable_progress_bar()                              # one line per run, not one per load
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side, tok.pad_token = "left", tok.pad_token or tok.eos_token
+    return tok
+
+
 def load_policy(path: str, device, *, train: bool = True, shard: bool = False,
                 mixed_precision: bool = False, grad_ckpt: bool = False):
     """A causal LM in fp32 (the master weights) on `device`, FSDP2-sharded when `shard`; with

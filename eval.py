@@ -61,6 +61,7 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from calibrate import CalibrationTable
+from checkpoint import load_tokenizer
 from data.eval_sets import (LETTERS, LM_EVAL_MAX_TOKENS, LM_EVAL_MGSM, MC_MODES, METRICS, TASKS, extract_choice,
                             extract_number, flexible_extract, format_table, lm_eval_cut, lm_eval_exact_match,
                             lm_eval_mgsm_prompt, load_items, load_suite, mc_prompt, normalise_lang, summarise)
@@ -76,10 +77,8 @@ assert tuple(JUDGE_TOKENS) == METRICS == tuple(METRIC_MEANING), "one judge proto
 
 
 def load_model(name_or_path: str, device: torch.device):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(name_or_path)
-    tok.padding_side = "left"
-    tok.pad_token = tok.pad_token or tok.eos_token
+    from transformers import AutoModelForCausalLM
+    tok = load_tokenizer(name_or_path)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype).to(device).eval(), tok
 

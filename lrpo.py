@@ -19,18 +19,16 @@ How LRPO departs from GRPO (paper §3, Algorithms 1 and 2):
    moves A (and B for regional items) by EMA; tau and eps anneal every step; ranks sum the buckets.
 
 Decisions (the release's behaviour beside ours where they differ):
-1. Optimizer steps per rollout batch (update.py): --mini_batches M splits it into M steps over
-   whole groups, --ppo_epochs E passes over it. M = E = 1 is the paper's reading (App. C.1, batch
-   256): old_logp = logp.detach(), the clip never acts. The authors' script rolls out 2048 prompts
-   per step and trains on them in 8 mini-batches of 256, old log-probs recomputed by the policy,
-   with verl's dual-clip (--clip_c 3) and clamps (--verl_clamps): README, recipes. Either way the
-   router updates once per rollout step, as the release's trainer does. The reference model (the
+1. Optimizer steps per rollout batch (update.py): --mini_batches M x --ppo_epochs E. M = E = 1 is
+   the paper's reading (App. C.1, batch 256): old_logp = logp.detach(), the clip never acts. The
+   authors' script trains each rollout batch of 2048 prompts in 8 mini-batches of 256, old log-probs
+   recomputed, with verl's dual-clip (--clip_c 3) and clamps (--verl_clamps): README, recipes. The
+   router updates once per rollout step either way, as the release's does. The reference model (the
    initial or warm-started policy, frozen) runs only if beta > 0.
 2. Micro-batches hold whole groups (--micro_prompts x K), so the fused kernel forms the advantages
    itself. The loss is normalised by the response tokens of the optimizer step's mini-batch over all
-   ranks and multiplied by the world size to undo FSDP's averaging (grpo.py, Decision 4): the
-   gradient does not depend on world size or micro-batch split. The release normalises by each
-   micro-batch's own tokens.
+   ranks, times the world size to undo FSDP's averaging (grpo.py, Decision 4): it depends on neither
+   world size nor micro-batch split. The release normalises by each micro-batch's own tokens.
 3. Translation items are never routed, and their right answer is in the language they translate
    into: that language (the reference's, detected) is asked for, gated and calibrated. The release
    asks for and gates on the question's language, which scores a correct translation 0.
@@ -52,7 +50,6 @@ import argparse
 import contextlib
 import hashlib
 import importlib.util
-import json
 import os
 import resource
 import time
@@ -63,8 +60,9 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from calibrate import CalibrationTable, build_table, group_parallel, load_parallel, release_table
-from checkpoint import CheckpointError, check_warm_start, load_policy, open_run, restore, save_checkpoint, save_policy
+from calibrate import CalibrationTable, build_table, given_table, group_parallel, load_parallel
+from checkpoint import (CheckpointError, check_warm_start, load_policy, load_tokenizer, open_run, restore,
+                        save_checkpoint, save_policy)
 from data.outputs import check_writable
 from data.prompts import REQUESTS, build_prompt, prepare_items
 from data.records import check_encoder, check_policy, load_sft, load_train, question_key, ranged
@@ -72,7 +70,7 @@ from diagnostics import response_cut, rollout_sums, sample_rows, step_row, valid
 from grpo import LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss, unsharded
 from preempt import StopSignals
 from reward import LANGUAGES, Encoder, compute_rewards
-from router import MODES, REGIONS, TOPICS, UPDATES, LanguageRouter
+from router import MODES, REGIONS, TOPICS, UPDATES, LanguageRouter, load_priors
 from runlock import RunLocked, hold_run_dir
 from runlog import RunLog
 from sampler import SAMPLERS, generate_rollouts, stop_token_ids
@@ -162,16 +160,6 @@ args = p.parse_args()
 if args.tiny:                       # the measured CPU recipe; flags given on the command line win
     p.set_defaults(**TINY)
     args = p.parse_args()
-for bad, msg in [                   # settings that contradict each other: usage errors, like argparse's own
-    (args.router_mode == "learned" and args.K <= args.K_on, f"--K {args.K} must exceed --K_on {args.K_on}: the router needs free rollouts"),
-    (not (args.tau[1] <= args.tau[0] and args.tau[2] <= 1), f"--tau {args.tau}: needs MIN <= TAU0 and DECAY <= 1"),
-    (not (args.eps[1] <= args.eps[0] and args.eps[2] > 0), f"--eps {args.eps}: needs MIN <= EPS0 and DECAY > 0"),
-    (args.sft_steps and not (args.sft_file or args.sft_parallel), "--sft_steps needs --sft_file (or --sft_parallel)"),
-    (args.lang_prompt == "none" and args.router_mode != "monolingual", "--lang_prompt none asks for no language: use it with --router_mode monolingual"),
-]:
-    if bad:
-        p.error(msg)
-
 # ----------------------------------------------------------------------------- distributed
 rank, world, device = init_distributed(args.collective_timeout)
 ddp, master = dist.is_initialized(), rank == 0
@@ -189,7 +177,12 @@ P_rank = args.prompts_per_step // world                        # prompts per ran
 M = args.mini_batches
 on_cli = vars(p.parse_args(namespace=argparse.Namespace(model=None, encoder=None)))   # None: not on the command line
 given = [f"--{k}" for k in ("model", "encoder") if on_cli[k] is not None]
-for bad, msg in [                                              # usage errors too, once the world size is known
+for bad, msg in [                   # settings that contradict each other or the world size: usage errors
+    (args.router_mode == "learned" and args.K <= args.K_on, f"--K {args.K} must exceed --K_on {args.K_on}: the router needs free rollouts"),
+    (not (args.tau[1] <= args.tau[0] and args.tau[2] <= 1), f"--tau {args.tau}: needs MIN <= TAU0 and DECAY <= 1"),
+    (not (args.eps[1] <= args.eps[0] and args.eps[2] > 0), f"--eps {args.eps}: needs MIN <= EPS0 and DECAY > 0"),
+    (args.sft_steps and not (args.sft_file or args.sft_parallel), "--sft_steps needs --sft_file (or --sft_parallel)"),
+    (args.lang_prompt == "none" and args.router_mode != "monolingual", "--lang_prompt none asks for no language: use it with --router_mode monolingual"),
     (args.prompts_per_step % world, f"--prompts_per_step {args.prompts_per_step} is not divisible by the world size {world}"),
     (P_rank % M, f"{P_rank} prompts per rank do not split into --mini_batches {M} of whole groups"),
     (P_rank // M % args.micro_prompts, f"{P_rank // M} prompts per rank and mini-batch do not split into micro-batches of --micro_prompts {args.micro_prompts}"),
@@ -214,20 +207,14 @@ try:                                                             # every line, b
         if shared := {question_key(r["question"]) for r in other} & {question_key(it["question"]) for it in items}:
             raise ValueError(f"{name} shares {len(shared)} question(s) with {args.train_file}: warm-start and "
                              "validation data must be disjoint from the RL data (paper §5.4)")
-    calib = None                                                 # --calib_file, the release's table, or built below
-    if args.calibration != "none" and (args.calib_file or not args.tiny):
-        calib = CalibrationTable.load(args.calib_file) if args.calib_file else release_table(args.encoder)
-        if calib:
-            calib.require(args.calibration, args.cal_ub, where=args.calib_file or "the release's table")
+    calib = given_table(args.calib_file, None if args.tiny else args.encoder, args.calibration, args.cal_ub)  # or built below
     need_parallel = args.tiny or (args.sft_steps and args.sft_parallel) or (args.calibration != "none" and not calib)
     par_records = load_parallel(args.parallel_file, LANGUAGES) if need_parallel else []
     parallel = group_parallel(par_records)[0]                    # {id: {lang: text}}
 except (ValueError, OSError) as e:                              # json.JSONDecodeError is a ValueError
     fail(str(e))
 try:
-    priors = json.load(open(args.priors, encoding="utf-8")) if args.priors else None
-    if priors is not None and not isinstance(priors, dict):
-        raise ValueError(f"expected a JSON object {{topic or region: {{lang: weight}}}}, got {type(priors).__name__}")
+    priors = load_priors(args.priors) if args.priors else None
     router = LanguageRouter(LANGUAGES, TOPICS, REGIONS, mode=args.router_mode, update=args.router_update,
                             K_on=args.K_on, tau=tuple(args.tau), eps=tuple(args.eps), anneal=not args.no_anneal,
                             alpha=args.alpha, update_every=args.update_every, bucket_norm=args.bucket_norm,
@@ -248,23 +235,16 @@ except (CheckpointError, RunLocked) as e:
 stop = StopSignals()                                             # SIGTERM, SIGUSR1: save after this step (preempt.py)
 
 # ----------------------------------------------------------------------------- models
-from transformers import AutoTokenizer  # noqa: E402  (after the checks: a bad flag costs no import time)
-from transformers.utils import logging as hf_logging  # noqa: E402
-hf_logging.disable_progress_bar()
-
 policy_path, encoder_path = args.model, args.encoder
 if args.tiny:
     policy_path, encoder_path = (os.path.join(args.out_dir, "tiny", x) for x in ("policy", "encoder"))
     if master and not os.path.exists(os.path.join(encoder_path, "config.json")):
-        from data.tiny import build_tiny
-        texts = [t for it in items for t in (it["question"], it["reference"])] + [r["answer"] for r in sft_records] + [
-            t for r in par_records for t in (r["text"], r.get("alt") or "")]
-        build_tiny(os.path.join(args.out_dir, "tiny"), texts, seed=args.seed)
+        from data.tiny import build_tiny, record_texts
+        build_tiny(os.path.join(args.out_dir, "tiny"), record_texts(items, sft_records, par_records), seed=args.seed)
     barrier(slow)
 sft_dir = os.path.join(args.out_dir, "sft")                      # the warm-started policy = the KL reference
 start_dir = sft_dir if os.path.exists(os.path.join(sft_dir, "config.json")) else policy_path
-tok = AutoTokenizer.from_pretrained(policy_path)
-tok.padding_side, tok.pad_token = "left", tok.pad_token or tok.eos_token
+tok = load_tokenizer(policy_path)                                # transformers is first imported here, after the checks
 bf16 = (args.dtype or ("bf16" if device.type == "cuda" else "fp32")) == "bf16"
 amp = partial(torch.autocast, device.type, dtype=torch.bfloat16) if bf16 and not ddp else contextlib.nullcontext
 load = partial(load_policy, device=device, shard=ddp, mixed_precision=bf16, grad_ckpt=args.grad_ckpt)
@@ -281,23 +261,18 @@ if args.calibration != "none" and not calib:                    # build one; a r
 # ----------------------------------------------------------------------------- prompts, warm start
 items, n_long, undetected = prepare_items(tok, items, args.lang_prompt, args.max_prompt_len, LANGUAGES)  # Decision 3
 val_items, val_long, _ = prepare_items(tok, val_items, args.lang_prompt, args.max_prompt_len, LANGUAGES)
-print0(f"{len(items)} items of {args.train_file}; skipped {n_long} with prompts over {args.max_prompt_len} tokens; {undetected} "
-       f"Translation references of no router language; world {world} on {device}, {'bf16' if bf16 else 'fp32'}, loss {kernel}")
-if args.val_file:
-    print0(f"validation: {len(val_items)} items of {args.val_file}, {val_long} skipped as too long, every {args.val_every} steps")
+print0(f"{len(items)} items ({n_long} over {args.max_prompt_len} tokens skipped, {undetected} Translation references of no router "
+       f"language), {len(val_items)} to validate ({val_long} skipped); world {world} on {device}, {'bf16' if bf16 else 'fp32'}, loss {kernel}")
 if len(items) < args.prompts_per_step:
     fail(f"only {len(items)} items fit --max_prompt_len {args.max_prompt_len}")
-if args.sft_steps and not resume_dir and start_dir != sft_dir:
+if args.sft_steps and not resume_dir and start_dir != sft_dir:     # the warm start, written as OUT/sft (sft.py)
     try:
         examples = sft_examples(tok, sft_records, args.lang_prompt, args.max_prompt_len, args.max_new_tokens,
                                 parallel if args.sft_parallel else None, log=print0)
-    except ValueError as e:
-        fail(str(e))
-    warm_start(model, tok, examples, steps=args.sft_steps, lr=args.sft_lr, batch=args.sft_batch,
-               weight_decay=args.weight_decay, seed=args.seed, bf16_autocast=bf16 and not ddp, show=master)
-    try:
+        warm_start(model, tok, examples, steps=args.sft_steps, lr=args.sft_lr, batch=args.sft_batch,
+                   weight_decay=args.weight_decay, seed=args.seed, bf16_autocast=bf16 and not ddp, show=master)
         save_policy(sft_dir, model, tok, group=slow)
-    except CheckpointError as e:
+    except (ValueError, CheckpointError) as e:                   # no example fits; OUT/sft cannot be written
         fail(str(e))
     start_dir = sft_dir
 opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
@@ -316,9 +291,10 @@ loss_fn = partial(policy_loss, group_size=args.K, temperature=args.temperature, 
 update = partial(policy_update, loss_fn=loss_fn, group_size=args.K, mini_batches=M, epochs=args.ppo_epochs,
                  micro_prompts=args.micro_prompts, ref_model=ref_model, temperature=args.temperature,
                  grad_clip=args.grad_clip, autocast=amp)
+cal = dict(lam=args.cal_lambda, k=args.cal_shrink, ub=args.cal_ub)       # calibration (Eqs. 2, 3), as in training
 val = partial(validate, tok=tok, items=val_items[rank::world], encoder=encoder, calib=calib, how=args.lang_prompt,
               max_new_tokens=args.max_new_tokens, batch_size=args.gen_batch_size, languages=LANGUAGES,
-              sampler=args.sampler, calibration=args.calibration, lam=args.cal_lambda, k=args.cal_shrink, ub=args.cal_ub)
+              sampler=args.sampler, calibration=args.calibration, **cal)
 stop_ids = stop_token_ids(model, tok)
 
 
@@ -347,8 +323,7 @@ for step in bar:
     t0 = time.time()
     texts = tok.batch_decode(resp, skip_special_tokens=True)
     out = compute_rewards(texts, [it["reference"] for it in batch for _ in range(K)],
-                          [it["gate_lang"] for it in batch for _ in range(K)], targets, encoder, calib,
-                          args.calibration, lam=args.cal_lambda, k=args.cal_shrink, ub=args.cal_ub)
+                          [it["gate_lang"] for it in batch for _ in range(K)], targets, encoder, calib, args.calibration, **cal)
     rewards = out["reward"].to(device)                           # (N,)
     t_reward = time.time() - t0
 

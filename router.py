@@ -56,6 +56,7 @@ Decisions:
     grid, and tiny EMA steps are not lost late in training.
 """
 import hashlib
+import json
 import math
 
 import torch
@@ -108,6 +109,15 @@ def _seed_of(*parts: int) -> int:
     """A well-mixed 63-bit seed from integers, stable across runs and machines."""
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
+
+
+def load_priors(path: str) -> dict:
+    """Hand priors (Decision 9) from a JSON file {topic or region: {lang: weight}}."""
+    with open(path, encoding="utf-8") as f:
+        priors = json.load(f)
+    if not isinstance(priors, dict):
+        raise ValueError(f"expected a JSON object {{topic or region: {{lang: weight}}}}, got {type(priors).__name__}")
+    return priors
 
 
 class LanguageRouter:

@@ -210,6 +210,12 @@ def build_encoder(tokenizer_dir: str, out_dir: str, hidden: int = 64, layers: in
     return out_dir
 
 
+def record_texts(*records: list[dict]) -> list[str]:
+    """The text fields of training, warm-start and parallel records: what a tiny tokenizer learns from."""
+    fields = ("question", "reference", "answer", "text", "alt")
+    return [r[f] for rs in records for r in rs for f in fields if isinstance(r.get(f), str)]
+
+
 def build_tiny(out_dir: str, texts: list[str] = (), vocab_size: int = 4000,
                seed: int = 0, family: str = "qwen2") -> dict:
     """Tokenizer, policy (of `family`) and encoder under `out_dir`; returns their directories."""

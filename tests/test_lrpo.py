@@ -100,19 +100,19 @@ def test_resume_is_exact(tmp_path):
 
 def test_every_ablation_flag_runs(tmp_path):
     """Each ablation of the paper is one flag away, and each one trains (2 steps, one out_dir whose
-    tiny models and calibration table are built once; the run's own files are cleared in between).
+    tiny models and calibration table are built once; the run's own files are cleared in between;
+    flags that do not interact share a run, six runs in all).
     `--max_step` is an abbreviation: the --tiny preset must not override what argparse recognises."""
     priors = tmp_path / "priors.json"
     priors.write_text(json.dumps({"Reasoning": {"en": 0.6, "zh": 0.4}, "Japan": {"ja": 1.0}}))
     out = tmp_path / "out"
-    for flags in (["--router_mode", "monolingual", "--lang_prompt", "none"], ["--router_mode", "english"],
-                  ["--router_mode", "input", "--sampler", "hf"], ["--router_mode", "uniform", "--dtype", "bf16"],
-                  ["--router_update", "pooled", "--lang_prompt", "system_en"],
-                  ["--calibration", "quantile", "--cal_ub"], ["--calibration", "none", "--grad_ckpt"],
-                  ["--lang_prompt", "system", "--encoder_dtype", "bf16"],
-                  ["--scale_rewards", "none", "--loss_agg", "seq-mean-token-sum-norm"],
-                  ["--loss_agg", "seq-mean-token-mean", "--beta", "0", "--mask_truncated"],
-                  ["--no_anneal", "--priors", str(priors)],
+    for flags in (["--router_mode", "monolingual", "--lang_prompt", "none", "--scale_rewards", "none",
+                   "--loss_agg", "seq-mean-token-sum-norm"],
+                  ["--router_mode", "english", "--calibration", "quantile", "--cal_ub", "--loss_agg", "seq-mean-token-mean",
+                   "--beta", "0", "--mask_truncated"],
+                  ["--router_mode", "input", "--sampler", "hf", "--calibration", "none", "--grad_ckpt"],
+                  ["--router_mode", "uniform", "--dtype", "bf16", "--lang_prompt", "system", "--encoder_dtype", "bf16"],
+                  ["--router_update", "pooled", "--lang_prompt", "system_en", "--no_anneal", "--priors", str(priors)],
                   ["--mini_batches", "2", "--ppo_epochs", "2", "--clip_c", "3", "--verl_clamps", "--lr", "1e-2"]):
         proc = run_lrpo("--tiny", "--sft_steps", "0", "--max_step", "2", "--update_every", "1",
                         "--out_dir", str(out), *flags)
@@ -135,7 +135,7 @@ def test_every_ablation_flag_runs(tmp_path):
         if "--no_anneal" in flags:
             assert metrics[-1]["tau"] == 1.0 and metrics[-1]["eps"] == 0.2
             assert snapshot["topics"]["Reasoning"]["en"] > snapshot["topics"]["Reasoning"]["de"]
-        for f in ("metrics.jsonl", "router.jsonl", *(p.name for p in out.glob("ckpt-*"))):
+        for f in ("metrics.jsonl", "router.jsonl", "rollouts.jsonl", *(p.name for p in out.glob("ckpt-*"))):
             shutil.rmtree(out / f) if (out / f).is_dir() else (out / f).unlink()
 
 

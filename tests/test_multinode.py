@@ -64,7 +64,7 @@ def test_two_nodes_train_and_checkpoint_like_one_node_with_two_processes(tmp_pat
     assert "router identical on all 2 ranks" in "".join(open(log.name).read() for _, log in jobs[:2])
 
     assert sorted(os.listdir(nodes)) == sorted(os.listdir(single)) == \
-        ["calibration.json", "ckpt-2", "metrics.jsonl", "router.jsonl", "sft", "tiny"]
+        ["calibration.json", "ckpt-2", "metrics.jsonl", "rollouts.jsonl", "router.jsonl", "sft", "tiny"]
     got, want = rows(nodes / "metrics.jsonl", TIMING), rows(single / "metrics.jsonl", TIMING)
     assert [r["step"] for r in got] == [1, 2] and got == want
     assert rows(nodes / "router.jsonl") == rows(single / "router.jsonl")
