@@ -6,11 +6,16 @@ Shared test setup.
 2. Tiny models are built the real way (data/tiny.py): a byte-level BPE trained on multilingual text,
    a Qwen2 policy and a ModernBERT encoder written with save_pretrained and loaded back with
    from_pretrained. Built once per session.
-3. `torchrun(script, *args, nproc=2, timeout=...)` runs a script under
+3. Runs of lrpo.py that need no more than a few batches take `small_data` (16 training items, 3
+   parallel items) and `fresh(path)` (an out_dir holding the session's tiny models), so they tokenize,
+   calibrate and build nothing they do not test.
+4. `torchrun(script, *args, nproc=2, timeout=...)` runs a script under
    `torchrun --standalone` with gloo and a hard timeout, so a distributed hang fails the test
    instead of stalling CI.
 """
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -47,6 +52,28 @@ def tiny_policy_dir(tiny_dirs):
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tiny_dirs):
     return tiny_dirs["encoder"]
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory) -> list[str]:
+    """lrpo.py flags: --train_file (the sample's first 16 items) and --parallel_file (3 items)."""
+    d = tmp_path_factory.mktemp("small_data")
+    train = open(os.path.join(ROOT, "data", "sample", "train.jsonl"), encoding="utf-8").readlines()[:16]
+    (d / "train.jsonl").write_text("".join(train), "utf-8")
+    lines = open(os.path.join(ROOT, "data", "sample", "parallel.jsonl"), encoding="utf-8").readlines()
+    (d / "parallel.jsonl").write_text("".join(l for l in lines if json.loads(l)["id"] in ("p001", "p002", "p003")), "utf-8")
+    return ["--train_file", str(d / "train.jsonl"), "--parallel_file", str(d / "parallel.jsonl")]
+
+
+@pytest.fixture(scope="session")
+def fresh(tiny_dirs):
+    """fresh(path) -> path: an out_dir holding only tiny/ (the session's tiny policy and encoder),
+    which lrpo.py --tiny uses instead of building its own."""
+    def make(path):
+        for name in ("policy", "encoder"):
+            shutil.copytree(tiny_dirs[name], os.path.join(path, "tiny", name))
+        return path
+    return make
 
 
 def run_torchrun(script: str, *args: str, nproc: int = 2, timeout: float = 240,

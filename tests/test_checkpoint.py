@@ -1,4 +1,5 @@
-"""Resume survives what users meet: broken checkpoints fall back, half-written log lines are dropped,
+"""Resume survives what users meet: broken checkpoints fall back (and the steps after the older one
+come out as the uninterrupted run wrote them), half-written log lines are dropped,
 changed settings are refused, a run's files are never overwritten, a failed write loses nothing,
 and a checkpoint cannot run code on load."""
 import json
@@ -15,12 +16,17 @@ import torch
 from conftest import ROOT
 
 BASE = ["--tiny", "--sft_steps", "0", "--save_every", "2", "--update_every", "2"]
+TIMING = {"tokens_per_s", "t_generate", "t_reward", "t_train", "peak_mem_gb"}
 
 
-def lrpo(out, *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "lrpo.py", *BASE, "--out_dir", str(out), *flags], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT})
+@pytest.fixture(scope="module")
+def lrpo(small_data):
+    """lrpo(out, *flags) -> the finished lrpo.py run on BASE and conftest's small_data."""
+    def run(out, *flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "lrpo.py", *BASE, *small_data, "--out_dir", str(out), *flags], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT})
+    return run
 
 
 def rows(path) -> list[dict]:
@@ -28,9 +34,9 @@ def rows(path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
+def finished_run(tmp_path_factory, fresh, lrpo):
     """A 4-step run with ckpt-2 and ckpt-4, built once; tests work on copies."""
-    out = tmp_path_factory.mktemp("run") / "out"
+    out = fresh(tmp_path_factory.mktemp("run") / "out")
     proc = lrpo(out, "--max_steps", "4")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
@@ -44,7 +50,9 @@ def run_copy(finished_run, tmp_path):
 
 
 @pytest.mark.parametrize("victim", ["model.safetensors", "trainer_state.pt"])
-def test_unreadable_newest_checkpoint_falls_back_to_the_previous(run_copy, victim):
+def test_unreadable_newest_checkpoint_falls_back_to_the_previous(run_copy, finished_run, lrpo, victim):
+    """As a crash while ckpt-4 was written: steps 3 and 4, logged but not checkpointed, are dropped
+    from the logs and trained again from ckpt-2 exactly as the uninterrupted run trained them."""
     path = run_copy / "ckpt-4" / victim
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
@@ -54,9 +62,15 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous(run_copy, victi
     assert "resumed from" in proc.stdout and "ckpt-2 at step 2" in proc.stdout
     assert (run_copy / "ckpt-4.broken" / victim).exists()          # set aside, never deleted
     assert [r["step"] for r in rows(run_copy / "metrics.jsonl")] == [1, 2, 3, 4, 5]
+    for log in ("metrics.jsonl", "router.jsonl", "rollouts.jsonl"):   # rollouts: steps 1, 2, 4 (then 5)
+        want, got = rows(finished_run / log), [r for r in rows(run_copy / log) if r["step"] <= 4]
+        drop = TIMING | {"val"}                                      # each run validates at its own end
+        assert [{k: v for k, v in r.items() if k not in drop} for r in got] == \
+               [{k: v for k, v in r.items() if k not in drop} for r in want], log
+    assert {r["step"] for r in rows(finished_run / "rollouts.jsonl")} == {1, 2, 4}
 
 
-def test_half_written_log_line_is_dropped_on_resume(run_copy):
+def test_half_written_log_line_is_dropped_on_resume(run_copy, lrpo):
     with open(run_copy / "metrics.jsonl", "a", encoding="utf-8") as f:
         f.write('{"step": 5, "reward": 0.')                          # a crash mid-write
     proc = lrpo(run_copy, "--max_steps", "5", "--resume", "auto")
@@ -65,7 +79,7 @@ def test_half_written_log_line_is_dropped_on_resume(run_copy):
     assert [r["step"] for r in rows(run_copy / "metrics.jsonl")] == [1, 2, 3, 4, 5]
 
 
-def test_changed_settings_are_refused_unless_forced(run_copy):
+def test_changed_settings_are_refused_unless_forced(run_copy, lrpo):
     proc = lrpo(run_copy, "--max_steps", "5", "--resume", "auto", "--K", "4")
     assert proc.returncode != 0 and "--K 8 -> 4" in proc.stderr and "--resume_force" in proc.stderr, proc.stderr[-2000:]
     proc = lrpo(run_copy, "--max_steps", "5", "--resume", "auto", "--lr", "1e-4")   # not run-defining
@@ -74,13 +88,17 @@ def test_changed_settings_are_refused_unless_forced(run_copy):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_fresh_run_never_overwrites_a_runs_logs(tmp_path):
-    out = tmp_path / "out"
+def test_fresh_run_never_overwrites_a_runs_logs(tmp_path, run_copy, lrpo):
+    out = tmp_path / "died"
     out.mkdir()
     (out / "metrics.jsonl").write_text('{"step": 1, "reward": 0.5}\n')   # died before its first save
     proc = lrpo(out, "--max_steps", "2")
     assert proc.returncode != 0 and "holds metrics.jsonl of an earlier run" in proc.stderr, proc.stderr[-2000:]
     assert (out / "metrics.jsonl").read_text() == '{"step": 1, "reward": 0.5}\n'
+    before = (run_copy / "metrics.jsonl").read_text()
+    proc = lrpo(run_copy, "--max_steps", "2")                         # a finished run, started again
+    assert proc.returncode != 0 and "holds checkpoints of an earlier run" in proc.stderr, proc.stderr[-2000:]
+    assert "--resume auto" in proc.stderr and (run_copy / "metrics.jsonl").read_text() == before
 
 
 class Payload:
@@ -88,7 +106,7 @@ class Payload:
         return (os.system, (f"touch {os.environ['LRPO_TEST_MARKER']}",))
 
 
-def test_a_checkpoint_that_would_run_code_is_refused(run_copy, tmp_path, monkeypatch):
+def test_a_checkpoint_that_would_run_code_is_refused(run_copy, tmp_path, monkeypatch, lrpo):
     marker = tmp_path / "code-ran"
     monkeypatch.setenv("LRPO_TEST_MARKER", str(marker))
     state = torch.load(run_copy / "ckpt-4" / "trainer_state.pt", weights_only=True)
@@ -99,12 +117,12 @@ def test_a_checkpoint_that_would_run_code_is_refused(run_copy, tmp_path, monkeyp
     assert "Traceback" not in proc.stderr
 
 
-def test_failed_checkpoint_write_loses_nothing(run_copy):
+def test_failed_checkpoint_write_loses_nothing(run_copy, small_data):
     """A write that fails (here a file-size limit put on the running job once it trains: EFBIG, as a
     full disk gives ENOSPC) exits with one line naming the directory; ckpt-4 and the logs stay; no
     temporary directory is left."""
     before = sorted(os.listdir(run_copy))
-    job = subprocess.Popen([sys.executable, "lrpo.py", *BASE, "--out_dir", str(run_copy), "--max_steps", "8",
+    job = subprocess.Popen([sys.executable, "lrpo.py", *BASE, *small_data, "--out_dir", str(run_copy), "--max_steps", "8",
                             "--save_every", "4", "--resume", "auto"], cwd=ROOT, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True,
                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT})

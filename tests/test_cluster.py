@@ -131,24 +131,9 @@ def worker_pids(agent: int) -> dict[int, int]:
 
 
 @pytest.fixture(scope="module")
-def fresh(tiny_dirs, tmp_path_factory):
-    """fresh(path) -> path: an out_dir holding only tiny/ (the session's tiny policy and encoder)."""
-    def make(path):
-        for name in ("policy", "encoder"):
-            shutil.copytree(tiny_dirs[name], os.path.join(path, "tiny", name))
-        return path
-    return make
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> list[str]:
+def data(small_data) -> list[str]:
     """--train_file (16 items) and --parallel_file (3 items) for every run of this module."""
-    d = tmp_path_factory.mktemp("data")
-    train = open(os.path.join(ROOT, "data", "sample", "train.jsonl"), encoding="utf-8").readlines()[:16]
-    (d / "train.jsonl").write_text("".join(train), "utf-8")
-    lines = open(os.path.join(ROOT, "data", "sample", "parallel.jsonl"), encoding="utf-8").readlines()
-    (d / "parallel.jsonl").write_text("".join(l for l in lines if json.loads(l)["id"] in ("p001", "p002", "p003")), "utf-8")
-    return ["--train_file", str(d / "train.jsonl"), "--parallel_file", str(d / "parallel.jsonl")]
+    return small_data
 
 
 @pytest.fixture(scope="module")
