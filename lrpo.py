@@ -19,12 +19,10 @@ How LRPO departs from GRPO (paper §3, Algorithms 1 and 2):
    moves A (and B for regional items) by EMA; tau and eps anneal every step; ranks sum the buckets.
 
 Decisions (the release's behaviour beside ours where they differ):
-1. Optimizer steps per rollout batch (update.py): --mini_batches M x --ppo_epochs E. M = E = 1 is
-   the paper's reading (App. C.1, batch 256): old_logp = logp.detach(), the clip never acts. The
-   authors' script trains each rollout batch of 2048 prompts in 8 mini-batches of 256, old log-probs
-   recomputed, with verl's dual-clip (--clip_c 3) and clamps (--verl_clamps): README, recipes. The
-   router updates once per rollout step either way, as the release's does. The reference model (the
-   initial or warm-started policy, frozen) runs only if beta > 0.
+1. Optimizer steps per rollout batch (update.py): --mini_batches M x --ppo_epochs E. M = E = 1 is the
+   paper's reading (App. C.1): old_logp = logp.detach(), the clip never acts; the authors' script runs
+   8 mini-batches of 256 with --clip_c 3 --verl_clamps (README, recipes). The router updates once per
+   rollout step either way. The reference model (the frozen start policy) runs only if beta > 0.
 2. Micro-batches hold whole groups (--micro_prompts x K), so the fused kernel forms the advantages
    itself. The loss is normalised by the response tokens of the optimizer step's mini-batch over all
    ranks, times the world size to undo FSDP's averaging (grpo.py, Decision 4): it depends on neither
@@ -34,17 +32,15 @@ Decisions (the release's behaviour beside ours where they differ):
    asks for and gates on the question's language, which scores a correct translation 0.
 4. Under torchrun the policy is FSDP2-sharded; --dtype bf16 (the default on CUDA) computes in bf16
    with fp32 master weights and gradient reduction; one process gets the same through autocast.
-5. Checkpoints (checkpoint.py) hold what an exact resume needs, whole; the data order is a function of
-   (seed, step) alone, so --resume_force can continue on another world size (only the per-rank
-   random draws are re-seeded). A run holds --out_dir alone (runlock.py); on SIGTERM or SIGUSR1 it
-   finishes the step, checkpoints and exits 75 (preempt.py); a non-finite step or checkpoint stops it
-   with one line. Every input is read and checked before any model loads; prompts over
-   --max_prompt_len are skipped and counted, never truncated (the request is at their end).
+5. Checkpoints (checkpoint.py) hold what an exact resume needs; the data order is a function of (seed,
+   step), so --resume_force continues on another world size (re-seeding only per-rank draws). One run
+   per --out_dir (runlock.py); on SIGTERM or SIGUSR1: finish the step, checkpoint, exit 75 (preempt.py);
+   a non-finite step or checkpoint stops the run with one line. Inputs are checked before any model
+   loads; prompts over --max_prompt_len are skipped and counted, never truncated.
 6. --tiny presets the flags not given on the command line: the CPU recipe measured for the demo.
-7. Each metrics.jsonl row says what the step's rollouts did (diagnostics.py), from the one
-   all-reduce of the step's sums; --log_rollouts whole groups go to rollouts.jsonl at step 1 and at
-   each checkpoint; --val_file is answered greedily every --val_every steps (the release: 5).
-   --mask_truncated (off, as in the paper) leaves rollouts cut at --max_new_tokens out of the loss.
+7. Each metrics.jsonl row says what the step's rollouts did (diagnostics.py; one all-reduce a step);
+   --log_rollouts groups go to rollouts.jsonl at step 1 and each checkpoint; --val_file is answered
+   greedily every --val_every steps; --mask_truncated (off, as in the paper) drops cut rollouts' loss.
 """
 import argparse
 import contextlib
@@ -52,6 +48,7 @@ import hashlib
 import importlib.util
 import os
 import resource
+import sys
 import time
 from datetime import timedelta
 from functools import partial
@@ -65,7 +62,8 @@ from checkpoint import (CheckpointError, check_warm_start, load_policy, load_tok
                         save_checkpoint, save_policy)
 from data.outputs import check_writable
 from data.prompts import REQUESTS, build_prompt, prepare_items
-from data.records import check_encoder, check_policy, load_sft, load_train, question_key, ranged
+from data.records import check_disjoint, check_encoder, check_policy, load_sft, load_train, ranged
+from data.tiny import tiny_models
 from diagnostics import response_cut, rollout_sums, sample_rows, step_row, validate
 from grpo import LOSS_AGGS, all_gather, all_reduce_sum, barrier, init_distributed, policy_loss, unsharded
 from preempt import StopSignals
@@ -166,15 +164,11 @@ ddp, master = dist.is_initialized(), rank == 0
 slow = dist.new_group(backend="gloo", timeout=timedelta(minutes=60)) if ddp else None  # rank 0 writing alone
 torch.manual_seed(args.seed + rank)
 print0 = tqdm.write if master else lambda *a, **k: None
-
-
-def fail(msg):
-    raise SystemExit(f"lrpo.py: {msg}")
-
+fail = lambda msg: sys.exit(f"lrpo.py: {msg}")  # noqa: E731  (a one-line error, exit status 1)
 
 # ----------------------------------------------------------------------------- checks, inputs
 P_rank = args.prompts_per_step // world                        # prompts per rank per step
-M = args.mini_batches
+M, K = args.mini_batches, args.K                              # optimizer steps per rollout step; group size
 on_cli = vars(p.parse_args(namespace=argparse.Namespace(model=None, encoder=None)))   # None: not on the command line
 given = [f"--{k}" for k in ("model", "encoder") if on_cli[k] is not None]
 for bad, msg in [                   # settings that contradict each other or the world size: usage errors
@@ -203,10 +197,7 @@ try:                                                             # every line, b
     items = load_train(args.train_file, LANGUAGES, TOPICS)
     sft_records = load_sft(args.sft_file, LANGUAGES) if args.sft_steps and args.sft_file else []
     val_items = load_train(args.val_file, LANGUAGES, TOPICS) if args.val_file else []
-    for name, other in ((args.sft_file, sft_records), (args.val_file, val_items)):
-        if shared := {question_key(r["question"]) for r in other} & {question_key(it["question"]) for it in items}:
-            raise ValueError(f"{name} shares {len(shared)} question(s) with {args.train_file}: warm-start and "
-                             "validation data must be disjoint from the RL data (paper §5.4)")
+    check_disjoint(args.train_file, items, {args.sft_file: sft_records, args.val_file: val_items})
     calib = given_table(args.calib_file, None if args.tiny else args.encoder, args.calibration, args.cal_ub)  # or built below
     need_parallel = args.tiny or (args.sft_steps and args.sft_parallel) or (args.calibration != "none" and not calib)
     par_records = load_parallel(args.parallel_file, LANGUAGES) if need_parallel else []
@@ -214,11 +205,10 @@ try:                                                             # every line, b
 except (ValueError, OSError) as e:                              # json.JSONDecodeError is a ValueError
     fail(str(e))
 try:
-    priors = load_priors(args.priors) if args.priors else None
     router = LanguageRouter(LANGUAGES, TOPICS, REGIONS, mode=args.router_mode, update=args.router_update,
                             K_on=args.K_on, tau=tuple(args.tau), eps=tuple(args.eps), anneal=not args.no_anneal,
                             alpha=args.alpha, update_every=args.update_every, bucket_norm=args.bucket_norm,
-                            priors=priors, seed=args.seed)
+                            priors=load_priors(args.priors) if args.priors else None, seed=args.seed)
 except (ValueError, OSError) as e:
     fail(f"{args.priors or 'router settings'}: {e}")
 if len(items) < args.prompts_per_step:
@@ -236,11 +226,8 @@ stop = StopSignals()                                             # SIGTERM, SIGU
 
 # ----------------------------------------------------------------------------- models
 policy_path, encoder_path = args.model, args.encoder
-if args.tiny:
-    policy_path, encoder_path = (os.path.join(args.out_dir, "tiny", x) for x in ("policy", "encoder"))
-    if master and not os.path.exists(os.path.join(encoder_path, "config.json")):
-        from data.tiny import build_tiny, record_texts
-        build_tiny(os.path.join(args.out_dir, "tiny"), record_texts(items, sft_records, par_records), seed=args.seed)
+if args.tiny:                                                    # OUT/tiny, built once by rank 0 (data/tiny.py)
+    policy_path, encoder_path = tiny_models(os.path.join(args.out_dir, "tiny"), (items, sft_records, par_records), args.seed, master)
     barrier(slow)
 sft_dir = os.path.join(args.out_dir, "sft")                      # the warm-started policy = the KL reference
 start_dir = sft_dir if os.path.exists(os.path.join(sft_dir, "config.json")) else policy_path
@@ -284,11 +271,11 @@ if state:
     router.load_state_dict(state["router"])
     print0(f"resumed from {resume_dir} at step {step}")
 runlog = RunLog(args.out_dir, step, router.snapshot(), args.wandb, vars(args), print0) if master else None
-loss_fn = partial(policy_loss, group_size=args.K, temperature=args.temperature, scale=args.scale_rewards,
+loss_fn = partial(policy_loss, group_size=K, temperature=args.temperature, scale=args.scale_rewards,
                   clip_low=args.clip_low, clip_high=args.clip_high, clip_c=args.clip_c,
                   log_ratio_clamp=20.0 if args.verl_clamps else None, kl_clamp=10.0 if args.verl_clamps else None,
                   beta=args.beta, agg=args.loss_agg, max_len=args.max_new_tokens, kernel=kernel)
-update = partial(policy_update, loss_fn=loss_fn, group_size=args.K, mini_batches=M, epochs=args.ppo_epochs,
+update = partial(policy_update, loss_fn=loss_fn, group_size=K, mini_batches=M, epochs=args.ppo_epochs,
                  micro_prompts=args.micro_prompts, ref_model=ref_model, temperature=args.temperature,
                  grad_clip=args.grad_clip, autocast=amp)
 cal = dict(lam=args.cal_lambda, k=args.cal_shrink, ub=args.cal_ub)       # calibration (Eqs. 2, 3), as in training
@@ -297,9 +284,7 @@ val = partial(validate, tok=tok, items=val_items[rank::world], encoder=encoder, 
               sampler=args.sampler, calibration=args.calibration, **cal)
 stop_ids = stop_token_ids(model, tok)
 
-
 # ----------------------------------------------------------------------------- training
-K = args.K
 bar = tqdm(range(step, total_steps), initial=step, total=total_steps, desc="lrpo", disable=not master)
 for step in bar:
     # --- route: this rank's prompts (a fresh permutation each epoch, the same on every rank), K languages each

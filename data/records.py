@@ -139,6 +139,16 @@ def question_key(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
+def check_disjoint(train_file: str, items: list[dict], others: dict[str, list[dict]]) -> None:
+    """ValueError if the records of any file in `others` ({path: records}: warm-start, validation)
+    share a question with the RL items of `train_file` (decision 6; paper §5.4)."""
+    seen = {question_key(it["question"]) for it in items}
+    for path, records in others.items():
+        if shared := {question_key(r["question"]) for r in records} & seen:
+            raise ValueError(f"{path} shares {len(shared)} question(s) with {train_file}: warm-start and "
+                             "validation data must be disjoint from the RL data (paper §5.4)")
+
+
 def _field(path, lineno, obj, name, kind=str, nonempty=True):
     if name not in obj:
         raise RecordError(f"{path}:{lineno}: field '{name}' is missing")

@@ -210,10 +210,14 @@ def build_encoder(tokenizer_dir: str, out_dir: str, hidden: int = 64, layers: in
     return out_dir
 
 
-def record_texts(*records: list[dict]) -> list[str]:
-    """The text fields of training, warm-start and parallel records: what a tiny tokenizer learns from."""
-    fields = ("question", "reference", "answer", "text", "alt")
-    return [r[f] for rs in records for r in rs for f in fields if isinstance(r.get(f), str)]
+def tiny_models(out_dir: str, records: tuple[list[dict], ...], seed: int, build: bool = True) -> tuple[str, str]:
+    """lrpo.py --tiny's policy and encoder in out_dir (OUT/tiny): built from the text fields of the
+    training, warm-start and parallel `records` unless already there (a resumed run); only the caller
+    with build=True (rank 0) writes. -> (policy directory, encoder directory)"""
+    if build and not os.path.exists(os.path.join(out_dir, "encoder", "config.json")):
+        fields = ("question", "reference", "answer", "text", "alt")
+        build_tiny(out_dir, [r[f] for rs in records for r in rs for f in fields if isinstance(r.get(f), str)], seed=seed)
+    return os.path.join(out_dir, "policy"), os.path.join(out_dir, "encoder")
 
 
 def build_tiny(out_dir: str, texts: list[str] = (), vocab_size: int = 4000,
