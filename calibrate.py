@@ -43,9 +43,8 @@ Decisions:
    upper-bound normalisation) s and the quantile points become min(1, x / ub): every score at or
    above the pair's 95th equivalent percentile is 1.
 6. A pair missing from the table keeps the raw score and is counted, never silently.
-7. JSON with every float exact (shortest repr): a save/load round trip is bit-exact; lists of
-   numbers or codes on one line. Written to a new temporary file beside `path`, then os.replace
-   (data/outputs.atomic_write): `path` always holds a whole table, whenever the writer dies.
+7. JSON with every float exact (shortest repr): a save/load round trip is bit-exact; lists of numbers
+   or codes on one line. Written atomically (data/outputs.py): `path` always holds a whole table.
 8. Bad input fails early, naming the file (RecordError, a ValueError): a parallel record by
    file:line:field (`alt`: null, or a non-empty string other than `text`); a parallel file where
    no id has 2 languages; a table that is not JSON (truncated), has no pairs or a bad field. An
@@ -71,7 +70,7 @@ from itertools import combinations_with_replacement
 import torch
 
 from data.outputs import atomic_write, check_output
-from data.records import RecordError, check_encoder, ranged, read_jsonl
+from data.records import RecordError, check_encoder, check_field, check_lang, ranged, read_jsonl
 
 MODES = ("mean", "quantile", "none")
 FORMAT = "lrpo-calibration/1"
@@ -85,19 +84,13 @@ def pair_key(a: str, b: str) -> str:
 
 
 # --- Offline: parallel records -> table ------------------------------------------------------
-
 def load_parallel(path: str, languages) -> list[dict]:
     """Parallel records {"id", "lang", "text"[, "alt"]} of `path`, validated (Decision 8)."""
     records, seen = [], {}
     for lineno, obj in read_jsonl(path):
-        for name in ("id", "lang", "text"):
-            if name not in obj:
-                raise RecordError(f"{path}:{lineno}: field '{name}' is missing")
-            if not isinstance(obj[name], str) or not obj[name].strip():
-                raise RecordError(f"{path}:{lineno}: field '{name}' must be a non-empty string")
-        if obj["lang"] not in languages:
-            raise RecordError(f"{path}:{lineno}: field 'lang' is {obj['lang']!r}, "
-                              f"not one of {sorted(languages)}")
+        for name in ("id", "text"):
+            check_field(path, lineno, obj, name)                 # data/records.py: file:line:field
+        check_lang(path, lineno, obj, languages)
         key = (obj["id"], obj["lang"])
         if key in seen:
             raise RecordError(f"{path}:{lineno}: field 'id' {key[0]!r} in {key[1]!r} "
@@ -139,7 +132,6 @@ def pair_stats(equiv, mismatch, hard, n_quantiles: int = 101, ub_q: float = 0.95
 
 
 # --- The table: per-pair statistics, online calibration of raw similarities (Eq. 2, Eq. 3) ---
-
 def empirical_cdf(x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Piecewise-linear CDF through nondecreasing quantile points q (P,) at 0, 1/(P-1), .., 1."""
     P = len(q)
@@ -359,7 +351,6 @@ def build_table(records: list[dict], encoder, n_equiv: int = 30, n_mismatch: int
 
 
 # --- CLI -------------------------------------------------------------------------------------
-
 def report(table: CalibrationTable) -> str:
     """The per-pair table and the spread of pair means before vs after mean calibration."""
     m, fmt = table.meta, lambda x: "-" if x is None else f"{x:.4f}"
@@ -400,8 +391,7 @@ def main(argv: list[str] | None = None) -> CalibrationTable:
     parser.add_argument("--n_mismatch", type=INT1, default=10, help="random mismatches per reference (>= 1)")
     parser.add_argument("--n_hard", type=ranged(int, lo=0), default=2, help="hardest mismatches per reference (>= 0)")
     parser.add_argument("--seed", type=ranged(int, lo=0), default=0, help="sampling seed (>= 0)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="encoder device")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="encoder device")
     parser.add_argument("--batch_size", type=INT1, default=128, help="encoder batch size (>= 1)")
     args = parser.parse_args(argv)
 
@@ -422,8 +412,7 @@ def main(argv: list[str] | None = None) -> CalibrationTable:
         table.save(args.out)
     except (ValueError, OSError) as e:
         raise SystemExit(f"calibrate.py: {e}")
-    print(report(table))
-    print(f"wrote {args.out}")
+    print(f"{report(table)}\nwrote {args.out}")
     return table
 
 

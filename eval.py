@@ -44,9 +44,8 @@ Decisions:
    its Avg), Unseen (the four tasks with one) and Avg: Table 5's warm-start SFT row gives (33.05 +
    9.66 + 43.43 + 54.16 + 38.06) / 5 = 35.67 and (1.44 + 9.70 + 34.44 + 29.07) / 4 = 18.66 as
    printed. README says which of the paper's rows slip (Table 1's Qwen2.5 baselines fit 6:5).
-8. `--out` is written once, at the end, through a temporary file and os.replace; an existing one
-   is refused unless `--overwrite`, and the path is checked (not a folder, its folder writable)
-   before any model loads, as are the models: --model's weights and tokenizer (and its chat template
+8. `--out` is written once, at the end, atomically (data/outputs.py); an existing one is refused
+   unless `--overwrite`, and the path is checked (not a folder, its folder writable) before any model loads, as are the models: --model's weights and tokenizer (and its chat template
    and EOS token when a task generates through the chat template), a local judge's likewise, the
    proxy's encoder's weights and pad token. The judge cache is separate: it is reused with or without --overwrite.
 """
@@ -65,6 +64,7 @@ from checkpoint import load_tokenizer
 from data.eval_sets import (LETTERS, LM_EVAL_MAX_TOKENS, LM_EVAL_MGSM, MC_MODES, METRICS, TASKS, extract_choice,
                             extract_number, flexible_extract, format_table, lm_eval_cut, lm_eval_exact_match,
                             lm_eval_mgsm_prompt, load_items, load_suite, mc_prompt, normalise_lang, summarise)
+from data.outputs import OutputError, atomic_write, check_output
 from data.records import RecordError, check_encoder, check_policy, ranged
 from grpo import init_distributed
 from judge import METRIC_MEANING, JudgeError, ServerJudge, VerdictCache, judge_items, load_prompts
@@ -289,18 +289,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def check_out(path: str, overwrite: bool) -> None:
-    """Decision 8: --out can be written, and replaces nothing unasked."""
-    if os.path.isdir(path):
-        raise RecordError(f"--out {path}: is a folder; give a file name")
-    if os.path.exists(path) and not overwrite:
-        raise RecordError(f"--out {path}: exists; --overwrite replaces it (cached judge verdicts are reused either way)")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise RecordError(f"--out {path}: not writable")
-
-
 def judge_setup(args, specs: list[dict], data: list[list[dict]]) -> dict | None:
     """The judge's prompts and, for --judge_url, the probed server; without a judge, the proxy's
     language ID. Checked before any model loads."""
@@ -334,13 +322,11 @@ def report(args, results: list[dict], seen: set[str], world: int, prompts: dict 
     """Write --out (Decision 8) and print the table and what was counted."""
     table, total = format_table(results)
     pro = prompts and prompts["care_pro"] and {k: prompts["care_pro"][k] for k in ("path", "sha256", "published")}
-    tmp = args.out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(args.out) as f:                    # data/outputs.py: never half a file, no name taken
         json.dump({"model": args.model, "judge": args.judge, "judge_url": args.judge_url,
                    "judge_cache": cache_path if prompts else None, "care_pro_prompt": pro or None,
                    "mgsm_format": args.mgsm_format, "lid": args.lid, "seen": sorted(seen), "world_size": world,
                    "overall": total, "tasks": results}, f, ensure_ascii=False, indent=1)
-    os.replace(tmp, args.out)
     print(table)
     for t in results:
         c = t["counters"]
@@ -372,7 +358,7 @@ def main(argv=None) -> None:
         check_policy(args.judge)
     elif has_open and not args.judge:
         check_encoder(args.encoder)                                       # the proxy's encoder pads its batches
-    check_out(args.out, args.overwrite)
+    check_output(args.out, overwrite=args.overwrite)                   # Decision 8: a file, replaced only if asked
     cache_path = args.judge_cache or os.path.splitext(args.out)[0] + ".judge-cache.jsonl"
 
     rank, world, device = init_distributed()        # one process per device under torchrun, else one process
@@ -418,5 +404,5 @@ def main(argv=None) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (RecordError, JudgeError) as e:                # bad input (a file, a field, a model, the judge): one line
+    except (RecordError, OutputError, JudgeError) as e:   # bad input (a file, a field, a model, the judge): one line
         raise SystemExit(f"eval.py: {e}")

@@ -171,6 +171,7 @@ class VerdictCache:
 
     def __init__(self, path: str):
         self.path, self.records, self.dropped = path, {}, 0
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if os.path.exists(path):
             with open(path, "rb") as f:
                 for raw in f:

@@ -58,7 +58,7 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 from itertools import accumulate
 
-from data.records import read_jsonl
+from data.records import ranged, read_jsonl
 
 NAN = float("nan")
 NUM = (int, float)
@@ -393,26 +393,21 @@ def main(argv=None) -> None:
                                             "a sample of its rollouts.jsonl.")
     p.add_argument("run", help="the run's --out_dir")
     p.add_argument("--to", help="directory for the PNGs (default: the run's directory)")
-    p.add_argument("--smooth", type=int, metavar="W", help="steps per window of the smoothed lines "
+    p.add_argument("--smooth", type=ranged(int, lo=1), metavar="W", help="steps per window of the smoothed lines "
                    "(default: steps / 20, at least 1; 1: each step)")
     p.add_argument("--rollouts", action="store_true", help="print logged rollouts instead (no matplotlib needed)")
     p.add_argument("--step", type=int, help="with --rollouts: the training step to show (default: the last logged)")
-    p.add_argument("--n", type=int, help="with --rollouts: groups to show (default 3)")
+    p.add_argument("--n", type=ranged(int, lo=1), help="with --rollouts: groups to show (default 3)")
     args = p.parse_args(argv)
     if not args.rollouts:
         if args.step is not None or args.n is not None:
             p.error("--step and --n go with --rollouts")
-        if args.smooth is not None and args.smooth < 1:
-            p.error(f"--smooth must be >= 1, got {args.smooth}")
         draw(args.run, args.to or args.run, args.smooth)
         return
-    n = 3 if args.n is None else args.n
-    if n < 1:
-        p.error(f"--n must be >= 1, got {n}")
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")                # ⏎, → on a terminal that lacks them
     try:
-        print_rollouts(args.run, args.step, n, shutil.get_terminal_size((120, 24)).columns)
+        print_rollouts(args.run, args.step, args.n or 3, shutil.get_terminal_size((120, 24)).columns)
     except (OSError, ValueError) as e:
         sys.exit(f"plot.py: {e}")
 

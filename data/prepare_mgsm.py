@@ -15,8 +15,8 @@ Decisions:
    Blank lines are skipped (an editor's trailing newline).
 3. Output records {"id": "mgsm-rev2-{lang}-{n:03d}", "lang", "question", "answer_number"}: n is the
    1-based line, the numbering of the release's replaced_questions.json; the answer as written
-   (an int when it is one). Languages in name order, lines in file order; written through a temp
-   file and os.replace, so a failed run leaves no half file.
+   (an int when it is one). Languages in name order, lines in file order; written atomically
+   (data/outputs.py), so a failed run leaves no half file; an existing --out only with --overwrite.
 4. Prints the questions per language; a language without 250 is said (a subset is allowed).
 """
 import argparse
@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # run as `python data/prepare_mgsm.py`: make the 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data.eval_sets import last_number, normalise_lang  # noqa: E402
+from data.outputs import OutputError, atomic_write, check_output  # noqa: E402
 from data.records import RecordError, read_text  # noqa: E402
 
 QUESTIONS = 250                                        # per language in MGSM and MGSM-Rev2
@@ -65,11 +66,8 @@ def convert(tsv_dir: str, out: str) -> dict[str, int]:
     if not paths:
         raise RecordError(f"{tsv_dir}: no mgsm_*.tsv files (the MGSM-Rev2 folder of the release)")
     rows = [r for p in paths for r in read_tsv(p)]                  # every file checked before writing
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(out) as f:                                    # data/outputs.py: never half a file
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    os.replace(tmp, out)
     counts = {}
     for r in rows:
         counts[r["lang"]] = counts.get(r["lang"], 0) + 1
@@ -80,7 +78,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tsv_dir", required=True, help="the release's folder of mgsm_{lang}.tsv files")
     p.add_argument("--out", required=True, help="JSON Lines for eval.py --task mgsm")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = p.parse_args(argv)
+    check_output(args.out, overwrite=args.overwrite)
     counts = convert(args.tsv_dir, args.out)
     print(f"{args.out}: {sum(counts.values())} questions, " + ", ".join(f"{l} {n}" for l, n in counts.items()))
     for lang, n in counts.items():
@@ -91,5 +91,5 @@ def main(argv=None) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except RecordError as e:
+    except (RecordError, OutputError) as e:
         raise SystemExit(f"prepare_mgsm.py: {e}")

@@ -149,7 +149,8 @@ def check_disjoint(train_file: str, items: list[dict], others: dict[str, list[di
                              "validation data must be disjoint from the RL data (paper §5.4)")
 
 
-def _field(path, lineno, obj, name, kind=str, nonempty=True):
+def check_field(path, lineno, obj, name, kind=str, nonempty=True):
+    """obj[name], checked present, of `kind` and (a string) not blank; else RecordError naming file:line:field."""
     if name not in obj:
         raise RecordError(f"{path}:{lineno}: field '{name}' is missing")
     value = obj[name]
@@ -161,8 +162,9 @@ def _field(path, lineno, obj, name, kind=str, nonempty=True):
     return value
 
 
-def _lang(path, lineno, obj, languages) -> str:
-    lang = _field(path, lineno, obj, "lang")
+def check_lang(path, lineno, obj, languages) -> str:
+    """obj["lang"], checked to be one of `languages`."""
+    lang = check_field(path, lineno, obj, "lang")
     if lang not in languages:
         raise RecordError(f"{path}:{lineno}: field 'lang' is {lang!r}, not one of {sorted(languages)}")
     return lang
@@ -170,11 +172,11 @@ def _lang(path, lineno, obj, languages) -> str:
 
 def validate_train(path: str, lineno: int, obj: dict, languages, topics) -> dict:
     """Check one training record; return it with `region` normalised to a list."""
-    _field(path, lineno, obj, "id")
-    _field(path, lineno, obj, "question")
-    _field(path, lineno, obj, "reference")
-    _lang(path, lineno, obj, languages)
-    topic = _field(path, lineno, obj, "topic")
+    check_field(path, lineno, obj, "id")
+    check_field(path, lineno, obj, "question")
+    check_field(path, lineno, obj, "reference")
+    check_lang(path, lineno, obj, languages)
+    topic = check_field(path, lineno, obj, "topic")
     if topic not in topics:
         raise RecordError(f"{path}:{lineno}: field 'topic' is {topic!r}, not one of {list(topics)}")
     region = obj.get("region", [])
@@ -202,8 +204,8 @@ def load_train(path: str, languages, topics) -> list[dict]:
 def validate_sft(path: str, lineno: int, obj: dict, languages) -> dict:
     """Check one warm-start record (decision 5); return its four fields."""
     for name in ("id", "question", "answer"):
-        _field(path, lineno, obj, name)
-    _lang(path, lineno, obj, languages)
+        check_field(path, lineno, obj, name)
+    check_lang(path, lineno, obj, languages)
     return {k: obj[k] for k in ("id", "question", "lang", "answer")}
 
 

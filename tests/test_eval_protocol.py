@@ -16,6 +16,7 @@ import eval as E
 from data import prepare_mgsm
 from data.eval_sets import (flexible_extract, format_table, lm_eval_cut, lm_eval_exact_match, lm_eval_mgsm_prompt,
                             load_items, mc_prompt, summarise)
+from data.outputs import OutputError
 from data.records import RecordError
 from reward import LANGUAGES
 
@@ -191,10 +192,10 @@ def no_model(monkeypatch):
 
 def test_out_is_checked_first(tmp_path, tiny_policy_dir, no_model):
     argv = ["--model", tiny_policy_dir, "--task", "mgsm", "--data", os.path.join(SAMPLE, "mgsm.jsonl")]
-    with pytest.raises(RecordError, match=r"--out .*: is a folder"):
+    with pytest.raises(OutputError, match=r": is a directory; a file is needed here"):
         E.main(argv + ["--out", str(tmp_path)])
     (tmp_path / "r.json").write_text("{}")
-    with pytest.raises(RecordError, match=r"--out .*r\.json: exists; --overwrite replaces it"):
+    with pytest.raises(OutputError, match=r"r\.json: exists; pass --overwrite to replace it"):
         E.main(argv + ["--out", str(tmp_path / "r.json")])
     assert (tmp_path / "r.json").read_text() == "{}"
 

@@ -1,5 +1,6 @@
 """No script removes or overwrites what it did not write (data/outputs.py): a user's file planted in
-every output location of sft.py, calibrate.py, data/prepare.py and data/prepare_sft.py survives, and
+every output location of sft.py, calibrate.py, eval.py, data/prepare.py, data/prepare_sft.py and
+data/prepare_mgsm.py survives, and
 the refusal comes in the first second, before any model loads; --overwrite replaces a model
 directory and nothing else; checkpoint.save_model_dir never removes a directory it did not write.
 
@@ -56,6 +57,8 @@ def scripts(tmp_path, tiny_policy_dir, tiny_encoder_dir, monkeypatch):
     written under tmp_path/in; the teacher of prepare_sft.py answers from the sample SFT set."""
     import calibrate
     import data.prepare as prepare
+    import data.prepare_mgsm as prepare_mgsm
+    import eval as E
     import data.prepare_sft as prepare_sft
     import sft
     from data.records import load_sft
@@ -68,6 +71,7 @@ def scripts(tmp_path, tiny_policy_dir, tiny_encoder_dir, monkeypatch):
         f.write(json.dumps({"inputs": "Quel est le plus long fleuve d'Afrique ?", "language": "French"}) + "\n")
     with open(src / "sft.jsonl", "w", encoding="utf-8") as f:
         f.writelines(open(os.path.join(SAMPLE, "sft.jsonl"), encoding="utf-8").readlines()[:4])
+    (src / "mgsm_en.tsv").write_text("Two apples and one more?\t3\n", "utf-8")
     canned = {p["lang"]: p["answer"] for p in load_sft(os.path.join(SAMPLE, "sft.jsonl"), LANGUAGES)}
     names = {name: code for code, name in LANGUAGE_NAMES.items()}
     monkeypatch.setattr(prepare_sft, "generate_answers", lambda model, tok, prompts, *a: [
@@ -81,6 +85,9 @@ def scripts(tmp_path, tiny_policy_dir, tiny_encoder_dir, monkeypatch):
         "data/prepare_sft.py": (prepare_sft.main, ["--from_dir", str(src), "--exclude", os.path.join(SAMPLE, "train.jsonl"),
                                                    "--teacher", tiny_policy_dir, "--n", "1"],
                                 {"--out": "sft.jsonl", "--review": "sft-review.jsonl"}),
+        "data/prepare_mgsm.py": (prepare_mgsm.main, ["--tsv_dir", str(src)], {"--out": "mgsm.jsonl"}),
+        "eval.py": (E.main, ["--model", tiny_policy_dir, "--task", "mgsm", "--data", os.path.join(SAMPLE, "eval", "mgsm.jsonl")],
+                    {"--out": "results.json"}),
     }
 
 
@@ -100,6 +107,9 @@ PLANTED = [
     ("data/prepare_sft.py", "--out", "sft.jsonl", ["sft.jsonl"], "sft.jsonl"),
     ("data/prepare_sft.py", "--out", "sft.jsonl", ["sft.review.jsonl"], "sft.review.jsonl"),  # the default review
     ("data/prepare_sft.py", "--review", "mine.jsonl", ["mine.jsonl"], "mine.jsonl"),
+    ("data/prepare_mgsm.py", "--out", "mgsm.jsonl", ["mgsm.jsonl"], "mgsm.jsonl"),
+    ("eval.py", "--out", "results.json", ["results.json"], "results.json"),
+    ("eval.py", "--out", "folder", ["folder/mine.json"], "folder"),
 ]
 
 

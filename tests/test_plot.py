@@ -251,7 +251,7 @@ def test_rollout_errors_name_the_file_and_line(tmp_path, capsys):
     assert "--step and --n go with --rollouts" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--smooth", "0"])
-    assert "--smooth must be >= 1, got 0" in capsys.readouterr().err
+    assert "argument --smooth: must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_bad_router_log_names_the_file_and_line(tmp_path):
