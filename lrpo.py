@@ -227,7 +227,7 @@ stop = StopSignals()                                             # SIGTERM, SIGU
 # ----------------------------------------------------------------------------- models
 policy_path, encoder_path = args.model, args.encoder
 if args.tiny:                                                    # OUT/tiny, built once by rank 0 (data/tiny.py)
-    policy_path, encoder_path = tiny_models(os.path.join(args.out_dir, "tiny"), (items, sft_records, par_records), args.seed, master)
+    policy_path, encoder_path = tiny_models(os.path.join(args.out_dir, "tiny"), items, sft_records, par_records, args.seed, master)
     barrier(slow)
 sft_dir = os.path.join(args.out_dir, "sft")                      # the warm-started policy = the KL reference
 start_dir = sft_dir if os.path.exists(os.path.join(sft_dir, "config.json")) else policy_path

@@ -210,13 +210,16 @@ def build_encoder(tokenizer_dir: str, out_dir: str, hidden: int = 64, layers: in
     return out_dir
 
 
-def tiny_models(out_dir: str, records: tuple[list[dict], ...], seed: int, build: bool = True) -> tuple[str, str]:
-    """lrpo.py --tiny's policy and encoder in out_dir (OUT/tiny): built from the text fields of the
-    training, warm-start and parallel `records` unless already there (a resumed run); only the caller
-    with build=True (rank 0) writes. -> (policy directory, encoder directory)"""
+def tiny_models(out_dir: str, items: list[dict], sft_records: list[dict], par_records: list[dict], seed: int,
+                build: bool = True) -> tuple[str, str]:
+    """lrpo.py --tiny's policy and encoder in out_dir (OUT/tiny), unless already there (a resumed run):
+    the tokenizer learns from the training items' questions and references, the warm-start answers
+    and the parallel texts; only the caller with build=True (rank 0) writes.
+    -> (policy directory, encoder directory)"""
     if build and not os.path.exists(os.path.join(out_dir, "encoder", "config.json")):
-        fields = ("question", "reference", "answer", "text", "alt")
-        build_tiny(out_dir, [r[f] for rs in records for r in rs for f in fields if isinstance(r.get(f), str)], seed=seed)
+        texts = [t for it in items for t in (it["question"], it["reference"])] + [r["answer"] for r in sft_records] + \
+                [t for r in par_records for t in (r["text"], r.get("alt") or "")]
+        build_tiny(out_dir, texts, seed=seed)
     return os.path.join(out_dir, "policy"), os.path.join(out_dir, "encoder")
 
 

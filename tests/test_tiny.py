@@ -67,3 +67,19 @@ def test_policy_families_mimic_their_templates_and_stops(tiny_dirs, tmp_path):
     assert gemma.config.model_type == "gemma3_text"
     assert set(gemma.config.layer_types) == {"sliding_attention", "full_attention"}
     assert AutoTokenizer.from_pretrained(str(tmp_path / "llama")).pad_token is None   # as the real one
+
+
+def test_the_demo_tokenizer_learns_from_the_corpus_it_always_did(tmp_path, monkeypatch):
+    """The demo's metrics depend on the tiny tokenizer, so its corpus is pinned: the items' questions and
+    references, then the warm-start answers, then each parallel text and its alternative (or "")."""
+    import data.tiny as tiny
+    seen = []
+    monkeypatch.setattr(tiny, "build_tiny", lambda out, texts, seed: seen.append((list(texts), seed)))
+    items = [{"question": "q1", "reference": "r1", "topic": "t"}, {"question": "q2", "reference": "r2"}]
+    sft = [{"answer": "a1", "question": "ignored"}]
+    par = [{"text": "p1", "alt": "x1"}, {"text": "p2"}]
+    policy, encoder = tiny.tiny_models(str(tmp_path), items, sft, par, seed=7)
+    assert seen == [(["q1", "r1", "q2", "r2", "a1", "p1", "x1", "p2", ""], 7)]
+    assert (policy, encoder) == (str(tmp_path / "policy"), str(tmp_path / "encoder"))
+    tiny.tiny_models(str(tmp_path), items, sft, par, seed=7, build=False)   # not rank 0: builds nothing
+    assert len(seen) == 1
